@@ -1,0 +1,156 @@
+//! Provider webhook adapters: pure code, no database, no HTTP server, no clock of its own.
+//!
+//! A delivery goes through two steps:
+//! 1. [`verify`] checks the provider's signature scheme on the raw bytes and headers, against
+//!    every active secret of the connection, with the clock passed in. It is the only way to
+//!    obtain a [`Verified`] value.
+//! 2. [`map`] turns a [`Verified`] delivery into a [`Delivery`]: the event name, the dedupe id
+//!    and the flat contact record `{email, firstName?, lastName?, ..., <provider>_* ids}`.
+
+mod headers;
+mod provider;
+mod providers;
+mod scheme;
+mod secret;
+
+pub use headers::Headers;
+pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, SecretKind};
+pub use secret::Secret;
+
+use serde_json::{Map, Value};
+
+/// What arrived on a receive URL, before anything was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub headers: &'a Headers,
+    pub body: &'a [u8],
+    /// The raw query string of the receive URL (URL-token providers carry the secret there).
+    pub query: Option<&'a str>,
+}
+
+/// Why a delivery was not accepted as authentic. Every variant answers 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the signature header `{0}` is missing")]
+    MissingHeader(&'static str),
+    #[error("the signature header `{0}` is malformed")]
+    MalformedHeader(&'static str),
+    #[error("no active secret matches the signature")]
+    InvalidSignature,
+    #[error("the timestamp is outside the allowed tolerance")]
+    TimestampOutOfTolerance,
+    #[error("the connection has no active secret")]
+    NoActiveSecret,
+}
+
+impl VerifyError {
+    /// A short machine-readable reason for logs and metrics labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::MissingHeader(_) => "missing_header",
+            VerifyError::MalformedHeader(_) => "malformed_header",
+            VerifyError::InvalidSignature => "invalid_signature",
+            VerifyError::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            VerifyError::NoActiveSecret => "no_active_secret",
+        }
+    }
+}
+
+/// A delivery whose signature (or token) checked out. Only [`verify`] constructs it, so
+/// unverified bytes can never reach [`map`] or the fire pipeline.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    provider: Provider,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl Verified {
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// A delivery taken as verified, so mapping tests do not depend on the schemes.
+    #[cfg(test)]
+    pub(crate) fn for_test(provider: Provider, headers: &[(&str, &str)], body: &str) -> Verified {
+        Verified {
+            provider,
+            headers: headers.iter().copied().collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Checks `inbound` against the provider's scheme with each secret in turn; any one
+/// verifying is enough. `now_unix` is the current time in seconds since the Unix epoch.
+pub fn verify(
+    provider: Provider,
+    inbound: &Inbound<'_>,
+    secrets: &[Secret],
+    now_unix: i64,
+) -> Result<Verified, VerifyError> {
+    if secrets.is_empty() {
+        return Err(VerifyError::NoActiveSecret);
+    }
+    scheme::check(provider.scheme(), inbound, secrets, now_unix)?;
+    Ok(Verified {
+        provider,
+        headers: inbound.headers.clone(),
+        body: inbound.body.to_vec(),
+    })
+}
+
+/// A verified delivery, mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The event name used in trigger ids (`user.created`, `orders.paid`, `INITIAL_PURCHASE`).
+    pub event: String,
+    /// The provider's own spelling of the event (`orders/paid` for Shopify).
+    pub provider_event_key: String,
+    /// The provider's event id, or a hash of the verified body where it has none.
+    pub dedupe_id: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Fire the event's trigger for this contact.
+    Fire(ContactRecord),
+    /// Answer 200 `ignored` with this reason (e.g. Stytch `dashboard.*` events).
+    Ignore(String),
+}
+
+/// The flat record a delivery produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRecord {
+    /// The contact's email, when the payload carries one.
+    pub email: Option<String>,
+    /// When there is no email: a provider id stored earlier on the contact
+    /// (e.g. `("clerk_user_id", "user_...")`) through which the contact is resolved.
+    pub lookup: Option<(String, String)>,
+    /// `{email?, firstName?, lastName?, <event fields>, <provider>_* ids}`. Absent values are
+    /// left out, never set to null.
+    pub fields: Map<String, Value>,
+}
+
+/// Why a verified delivery could not be read. Answers 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the delivery does not name its event: {0}")]
+    MissingEvent(&'static str),
+}
+
+/// Maps a verified delivery. `options` is the connection's `options` object (generic and
+/// standard receivers read their email path from it); `now_unix` stamps `<provider>_deleted_at`
+/// when the payload carries no time of its own.
+pub fn map(verified: &Verified, options: &Value, now_unix: i64) -> Result<Delivery, MapError> {
+    providers::map(verified, options, now_unix)
+}

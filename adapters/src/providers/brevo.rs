@@ -1,0 +1,127 @@
+//! Brevo: one flat body per event, `{event, email, "message-id", tag|tags, ...}`. Its `id`
+//! is the webhook's, not the event's, so deliveries dedupe on the body hash.
+
+use serde_json::Value;
+
+use super::{event, id, string_field, text, Input, Record};
+use crate::{Delivery, EventSpec, FieldSpec, MapError};
+
+pub(super) const EVENTS: &[EventSpec] = &[
+    event("request"),
+    event("delivered"),
+    event("opened"),
+    event("unique_opened"),
+    event("click"),
+    event("soft_bounce"),
+    event("hard_bounce"),
+    event("invalid_email"),
+    event("deferred"),
+    event("blocked"),
+    event("spam"),
+    event("error"),
+    event("unsubscribed"),
+    event("list_addition"),
+    event("contact_updated"),
+    event("contact_deleted"),
+];
+
+pub(super) const FIELDS: &[FieldSpec] = &[
+    string_field("brevo_message_id"),
+    string_field("brevo_tag"),
+    string_field("brevo_template_id"),
+    string_field("brevo_campaign_id"),
+    string_field("brevo_link"),
+    string_field("brevo_reason"),
+];
+
+pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+    let event = input.event_at("event")?;
+    let body = &input.body;
+    let mut record = Record::default();
+    record.email(text(body, "email"));
+    record.set("brevo_message_id", text(body, "message-id"));
+    record.set("brevo_message_id", text(body, "messageId"));
+    record.set("brevo_tag", tag(body));
+    record.set("brevo_tag", text(body, "tags.0"));
+    record.set("brevo_template_id", id(body, "template_id"));
+    record.set("brevo_template_id", id(body, "templateId"));
+    record.set("brevo_campaign_id", id(body, "camp_id"));
+    record.set("brevo_campaign_id", id(body, "campaignId"));
+    record.set("brevo_link", text(body, "link"));
+    record.set("brevo_link", text(body, "URL"));
+    record.set("brevo_reason", text(body, "reason"));
+    Ok(Delivery {
+        provider_event_key: event.clone(),
+        event,
+        dedupe_id: input.body_hash(),
+        action: record.into_action(&[]),
+    })
+}
+
+/// `tag`, which some events send as a JSON-encoded list (`"[\"welcome\"]"`): its first item.
+fn tag(body: &Value) -> Option<String> {
+    let tag = text(body, "tag")?;
+    if tag.starts_with('[') {
+        let tags: Vec<String> = serde_json::from_str(tag).ok()?;
+        return tags
+            .into_iter()
+            .map(|t| t.trim().to_owned())
+            .find(|t| !t.is_empty());
+    }
+    Some(tag.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::{ignored, map, record_json};
+    use crate::Provider;
+
+    const REQUEST: &str = include_str!("../../tests/data/brevo/transactional.request.json");
+
+    #[test]
+    fn transactional_request_sample() {
+        let delivery = map(Provider::Brevo, &[], REQUEST);
+        assert_eq!(delivery.event, "request");
+        assert_eq!(delivery.provider_event_key, "request");
+        assert_eq!(delivery.dedupe_id.len(), 64);
+        assert_eq!(
+            record_json(&delivery),
+            json!({"email": "example@example.com",
+                   "brevo_message_id": "<201798300811.5787683@relay.domain.com>",
+                   "brevo_tag": "transac_messages", "brevo_template_id": "22"})
+        );
+    }
+
+    #[test]
+    fn tag_encoded_as_a_json_list() {
+        let body = json!({"event": "delivered", "email": "a@example.com", "id": 26224,
+            "message-id": "<m@domain.com>", "tag": "[\"transactionalTag\"]",
+            "tags": ["myFirstTransactional"]});
+        let delivery = map(Provider::Brevo, &[], &body.to_string());
+        assert_eq!(
+            record_json(&delivery)["brevo_tag"],
+            json!("transactionalTag")
+        );
+    }
+
+    #[test]
+    fn marketing_click_with_campaign_and_empty_tag() {
+        let body = json!({"id": 1, "camp_id": 7, "email": "a@example.com",
+            "campaign name": "Spring", "event": "click", "tag": "",
+            "URL": "https://example.com/offer", "ts_event": 1604933737});
+        let delivery = map(Provider::Brevo, &[], &body.to_string());
+        assert_eq!(
+            record_json(&delivery),
+            json!({"email": "a@example.com", "brevo_campaign_id": "7",
+                   "brevo_link": "https://example.com/offer"})
+        );
+    }
+
+    #[test]
+    fn sms_events_have_no_email() {
+        let body = r#"{"event": "delivered", "to": "+33600000000", "messageId": 1}"#;
+        assert_eq!(ignored(&map(Provider::Brevo, &[], body)), "no_email");
+    }
+}

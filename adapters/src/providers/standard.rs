@@ -1,0 +1,52 @@
+//! Standard Webhooks senders: `{type, timestamp, data}`, the message id in the
+//! `webhook-id` header. The email is found as for generic senders.
+
+use super::{generic, Input, Record};
+use crate::{Delivery, MapError};
+
+pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+    let event = input.event_at("type")?;
+    let mut record = Record::default();
+    record.email(generic::find_email(&input.body, input.options));
+    Ok(Delivery {
+        provider_event_key: event.clone(),
+        event,
+        dedupe_id: input.svix_id().unwrap_or_else(|| input.body_hash()),
+        action: record.into_action(&[]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::{ignored, map, map_with, record_json};
+    use crate::Provider;
+
+    const INVOICE_PAID: &str = r#"{"type": "invoice.paid", "timestamp": "2024-01-15T10:30:05Z",
+        "data": {"invoice_id": "inv_1", "customer": {"email": "c@example.com"}}}"#;
+
+    #[test]
+    fn webhook_id_and_email_path() {
+        let options = json!({"emailPath": "data.customer.email"});
+        let delivery = map_with(
+            Provider::Standard,
+            &[("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")],
+            INVOICE_PAID,
+            &options,
+        );
+        assert_eq!(delivery.event, "invoice.paid");
+        assert_eq!(delivery.dedupe_id, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+        assert_eq!(record_json(&delivery), json!({"email": "c@example.com"}));
+    }
+
+    #[test]
+    fn default_paths_and_no_email() {
+        let body = r#"{"type": "user.signup", "data": {"email": "u@example.com"}}"#;
+        let delivery = map(Provider::Standard, &[("svix-id", "msg_1")], body);
+        assert_eq!(record_json(&delivery), json!({"email": "u@example.com"}));
+        let delivery = map(Provider::Standard, &[], INVOICE_PAID);
+        assert_eq!(delivery.dedupe_id.len(), 64);
+        assert_eq!(ignored(&delivery), "no_email");
+    }
+}

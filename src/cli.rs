@@ -1,0 +1,124 @@
+//! The `firehook` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::store::Store;
+use crate::{auth, telemetry};
+
+#[derive(Parser)]
+#[command(name = "firehook", version, about = "A gateway for inbound webhooks")]
+struct Cli {
+    /// A configuration file layered over config/default.toml (FIREHOOK__* variables win).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, then serve (the default).
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Manage orgs.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Create an org and print its first API key.
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it once.
+    Create {
+        /// The org the key acts for (default: the first org).
+        #[arg(long)]
+        org: Option<String>,
+        /// A label for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Revoke an API key by its id (`key_...`).
+    Revoke { id: String },
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(settings.log.format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings))
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let clock = Clock::system();
+    if let Command::Serve = command {
+        let bind = settings.server.bind.clone();
+        let app = Application::build(settings, clock).await?;
+        tracing::info!(%bind, port = app.port(), "firehook is listening");
+        app.run_until_stopped().await?;
+        return Ok(());
+    }
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    let now = clock.now_ms();
+    match command {
+        Command::Serve | Command::Migrate => println!("migrations applied"),
+        Command::Orgs {
+            command: OrgsCommand::Create { name },
+        } => {
+            let (org_id, key) = auth::create_org(&store, &name, None, now).await?;
+            println!(
+                "org {org_id}\napi key {} (id {}); it is shown only now",
+                key.secret, key.id
+            );
+        }
+        Command::Keys {
+            command: KeysCommand::Create { org, name },
+        } => {
+            let org_id = match org {
+                Some(org) if store.org_exists(&org).await? => org,
+                Some(org) => anyhow::bail!("no org {org}"),
+                None => store.first_org().await?.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no org yet: run `firehook serve` or `firehook orgs create NAME` first"
+                    )
+                })?,
+            };
+            let key = auth::create_key(&store, &org_id, &name, now).await?;
+            println!(
+                "api key {} (id {}) for org {org_id}; it is shown only now",
+                key.secret, key.id
+            );
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { id },
+        } => {
+            if !store.revoke_api_key(&id, now).await? {
+                anyhow::bail!("no active key {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! `/v1/automations`, their runs, and the record of fires.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Org;
+use super::body::{self, check_len};
+use super::error::{ApiError, ErrorType};
+use super::{page, triggers, State};
+use crate::clock::rfc3339;
+use crate::ids;
+use crate::pipeline::graph::{self, Edge, Node};
+use crate::store::{AutomationRow, RunFilter, RunRow, TriggerInstanceRow};
+
+const NAME_MAX: usize = 120;
+const MAX_NODES: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateAutomation {
+    name: String,
+    trigger_event_id: String,
+    nodes: Vec<Node>,
+    connections: Vec<Edge>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchAutomation {
+    name: Option<String>,
+    description: Option<String>,
+    trigger_event_id: Option<String>,
+    nodes: Option<Vec<Node>>,
+    connections: Option<Vec<Edge>>,
+    published: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    trigger_event_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RunQuery {
+    automation_run_id: Option<String>,
+    automation_id: Option<String>,
+    trigger_event_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn render(a: &AutomationRow) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "automationId": a.id,
+        "name": a.name,
+        "description": a.description,
+        "triggerEventId": a.trigger_id,
+        "nodes": parse(&a.nodes),
+        "connections": parse(&a.edges),
+        "version": a.version,
+        "published": a.published,
+        "createdAt": rfc3339(a.created_at),
+        "updatedAt": rfc3339(a.updated_at),
+    })
+}
+
+fn render_run(r: &RunRow) -> Value {
+    json!({
+        "automationRunId": r.id,
+        "automationId": r.automation_id,
+        "automationVersion": r.automation_version,
+        "triggerEventId": r.trigger_id,
+        "triggerInstanceId": r.trigger_instance_id,
+        "status": r.status,
+        "contactEmail": r.contact_email,
+        "payload": serde_json::from_str::<Value>(&r.payload).unwrap_or(Value::Null),
+        "createdAt": rfc3339(r.created_at),
+    })
+}
+
+fn render_instance(t: &TriggerInstanceRow) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "triggerInstanceId": t.id,
+        "triggerEventId": t.trigger_id,
+        "source": t.source,
+        "outcome": t.outcome,
+        "reason": t.reason,
+        "idempotencyKey": t.idempotency_key,
+        "contactEmail": t.contact_email,
+        "payload": parse(&t.payload),
+        "warnings": parse(&t.warnings),
+        "automationRunIds": parse(&t.run_ids),
+        "publishedAutomations": parse(&t.automations),
+        "receivedAt": rfc3339(t.received_at),
+    })
+}
+
+fn check_graph(nodes: &[Node], edges: &[Edge]) -> Result<(), ApiError> {
+    if nodes.len() > MAX_NODES || edges.len() > MAX_NODES * 4 {
+        return Err(ApiError::invalid(
+            "nodes",
+            format!("a graph has at most {MAX_NODES} nodes"),
+        ));
+    }
+    let issues = graph::issues(nodes, edges);
+    if issues.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorType::InvalidRequest,
+        "AUTOMATION_GRAPH_INVALID",
+        format!("the automation graph has {} issue(s)", issues.len()),
+    )
+    .with_details(json!({ "issues": issues })))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(ApiError::internal)
+}
+
+/// The trigger an automation names must be the org's; a reference in a body is a 400.
+async fn check_trigger(state: &State, org: &Org, id: &str) -> Result<(), ApiError> {
+    match triggers::find(state, org, id).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err(ApiError::invalid(
+            "triggerEventId",
+            format!("no trigger `{id}`"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateAutomation =
+        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
+    check_len("name", &input.name, 1, NAME_MAX)?;
+    if let Some(d) = &input.description {
+        check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
+    }
+    check_graph(&input.nodes, &input.connections)?;
+    check_trigger(&state, &org, &input.trigger_event_id).await?;
+    let now = state.clock.now_ms();
+    let automation = AutomationRow {
+        id: ids::new_id(ids::AUTOMATION),
+        org_id: org.0,
+        trigger_id: input.trigger_event_id,
+        name: input.name,
+        description: input.description,
+        nodes: to_json(&input.nodes)?,
+        edges: to_json(&input.connections)?,
+        version: 1,
+        published: false,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_automation(&automation).await?;
+    Ok(HttpResponse::Created().json(render(&automation)))
+}
+
+pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = body::query(&req)?;
+    let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .list_automations(
+            &org.0,
+            q.trigger_event_id.as_deref(),
+            after.as_deref(),
+            limit,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |a| &a.id, render)))
+}
+
+async fn find(state: &State, org: &Org, id: &str) -> Result<AutomationRow, ApiError> {
+    state
+        .store
+        .get_automation(&org.0, id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("NO_SUCH_AUTOMATION", format!("no automation `{id}`"))
+                .with_param("automationId")
+        })
+}
+
+pub async fn get(
+    path: web::Path<String>,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)))
+}
+
+/// Either edits the graph (a new version) or publishes / unpublishes, not both at once.
+pub async fn patch(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let input: PatchAutomation =
+        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let mut automation = find(&state, &org, &path).await?;
+    let edits_graph = input.name.is_some()
+        || input.description.is_some()
+        || input.trigger_event_id.is_some()
+        || input.nodes.is_some()
+        || input.connections.is_some();
+    match (edits_graph, input.published) {
+        (true, Some(_)) => {
+            return Err(ApiError::invalid(
+                "published",
+                "set `published` on its own, not with graph edits",
+            ))
+        }
+        (false, None) => return Err(ApiError::invalid("body", "nothing to change")),
+        (false, Some(published)) => automation.published = published,
+        (true, None) => {
+            if let Some(name) = input.name {
+                check_len("name", &name, 1, NAME_MAX)?;
+                automation.name = name;
+            }
+            if let Some(description) = input.description {
+                check_len("description", &description, 0, triggers::DESCRIPTION_MAX)?;
+                automation.description = Some(description);
+            }
+            let nodes = match input.nodes {
+                Some(nodes) => nodes,
+                None => serde_json::from_str(&automation.nodes).map_err(ApiError::internal)?,
+            };
+            let edges = match input.connections {
+                Some(edges) => edges,
+                None => serde_json::from_str(&automation.edges).map_err(ApiError::internal)?,
+            };
+            check_graph(&nodes, &edges)?;
+            if let Some(trigger_id) = input.trigger_event_id {
+                check_trigger(&state, &org, &trigger_id).await?;
+                automation.trigger_id = trigger_id;
+            }
+            automation.nodes = to_json(&nodes)?;
+            automation.edges = to_json(&edges)?;
+            automation.version += 1;
+        }
+    }
+    automation.updated_at = state.clock.now_ms();
+    state.store.update_automation(&automation).await?;
+    Ok(HttpResponse::Ok().json(render(&automation)))
+}
+
+pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
+    let q: RunQuery = body::query(&req)?;
+    let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
+    let filter = RunFilter {
+        run_id: q.automation_run_id.as_deref(),
+        automation_id: q.automation_id.as_deref(),
+        trigger_id: q.trigger_event_id.as_deref(),
+        status: q.status.as_deref(),
+    };
+    let rows = state
+        .store
+        .list_runs(&org.0, &filter, after.as_deref(), limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |r| &r.id, render_run)))
+}
+
+pub async fn list_trigger_instances(
+    req: HttpRequest,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = body::query(&req)?;
+    let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .list_trigger_instances(
+            &org.0,
+            q.trigger_event_id.as_deref(),
+            after.as_deref(),
+            limit,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |t| &t.id, render_instance)))
+}

@@ -1,0 +1,412 @@
+//! `/v1/integrations/connections`: a receive URL per connection, its secrets, and the
+//! triggers it provisions.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use adapters::{Provider, SecretKind};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::Org;
+use super::body::{self, check_len};
+use super::error::{ApiError, ErrorType};
+use super::{page, triggers, State};
+use crate::clock::rfc3339;
+use crate::ids;
+use crate::store::{ConnectionRow, NewConnection, SecretRow, TriggerRow};
+
+const NAME_MAX: usize = 120;
+const MAX_SECRETS: usize = 10;
+const MAX_SECRET_LEN: usize = 1024;
+const MAX_EVENTS: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConnection {
+    provider: String,
+    name: Option<String>,
+    secrets: Option<Vec<String>>,
+    options: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PatchConnection {
+    enabled: Option<bool>,
+    name: Option<String>,
+    add_secret: Option<String>,
+    remove_secret_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn receive_url(state: &State, c: &ConnectionRow) -> String {
+    format!(
+        "{}/api/integrations/{}/webhook/{}",
+        state.public_url, c.provider, c.id
+    )
+}
+
+fn render(
+    state: &State,
+    c: &ConnectionRow,
+    secrets: &[SecretRow],
+    triggers: Option<&[TriggerRow]>,
+) -> Value {
+    let secrets: Vec<Value> = secrets
+        .iter()
+        .map(|s| json!({"secretId": s.id, "hint": s.hint, "createdAt": rfc3339(s.created_at)}))
+        .collect();
+    let mut out = json!({
+        "connectionId": c.id,
+        "provider": c.provider,
+        "name": c.name,
+        "enabled": c.enabled,
+        "receiveUrl": receive_url(state, c),
+        "options": serde_json::from_str::<Value>(&c.options).unwrap_or_else(|_| json!({})),
+        "secrets": secrets,
+        "createdAt": rfc3339(c.created_at),
+        "updatedAt": rfc3339(c.updated_at),
+    });
+    if let Some(triggers) = triggers {
+        out["triggers"] = triggers.iter().map(triggers::render).collect();
+    }
+    out
+}
+
+fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
+    let hint = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    SecretRow {
+        id: ids::new_id(ids::SECRET),
+        connection_id: connection_id.into(),
+        secret,
+        hint,
+        created_at: now,
+    }
+}
+
+fn check_secret(provider: Provider, param: &str, secret: &str) -> Result<(), ApiError> {
+    if secret.len() > MAX_SECRET_LEN {
+        return Err(ApiError::invalid(
+            param,
+            format!("a secret is at most {MAX_SECRET_LEN} bytes"),
+        ));
+    }
+    provider
+        .validate_secret(secret)
+        .map_err(|why| ApiError::invalid(param, why))
+}
+
+fn mint_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("fhwt_{}", hex::encode(bytes))
+}
+
+/// The events a connection provisions: the provider's own list, or `options.events` for
+/// the generic and standard receivers.
+fn provisioned_events(
+    provider: Provider,
+    options: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let builtin = provider.events();
+    if !builtin.is_empty() {
+        return Ok(builtin
+            .iter()
+            .map(|e| (e.name.to_owned(), e.provider_key.to_owned()))
+            .collect());
+    }
+    let Some(events) = options.get("events") else {
+        return Ok(vec![]);
+    };
+    let list = events
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("options.events", "must be an array of event names"))?;
+    if list.len() > MAX_EVENTS {
+        return Err(ApiError::invalid(
+            "options.events",
+            format!("at most {MAX_EVENTS} events"),
+        ));
+    }
+    list.iter()
+        .map(|e| {
+            let name = e.as_str().filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 100
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+            });
+            name.map(|n| (n.replace('/', "."), n.to_owned()))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "options.events",
+                        "event names are 1-100 characters of letters, digits and . _ - / :",
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The flat record's schema: a required email, optional names, the provider's fields.
+fn record_schema(provider: Provider) -> Value {
+    let mut fields = vec![
+        json!({"key": "email", "type": "string", "required": true}),
+        json!({"key": "firstName", "type": "string", "required": false}),
+        json!({"key": "lastName", "type": "string", "required": false}),
+    ];
+    fields.extend(
+        provider
+            .fields()
+            .iter()
+            .map(|f| json!({"key": f.key, "type": f.kind.as_str(), "required": false})),
+    );
+    json!({ "fields": fields })
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateConnection =
+        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let provider = Provider::from_slug(&input.provider).ok_or_else(|| {
+        let known: Vec<&str> = Provider::ALL.iter().map(|p| p.slug()).collect();
+        ApiError::invalid(
+            "provider",
+            format!("unknown provider; one of: {}", known.join(", ")),
+        )
+    })?;
+    let name = input.name.unwrap_or_else(|| provider.slug().to_owned());
+    check_len("name", &name, 1, NAME_MAX)?;
+    let options = input.options.unwrap_or_default();
+    if let Some(path) = options.get("emailPath") {
+        if !path
+            .as_str()
+            .is_some_and(|p| !p.is_empty() && p.len() <= 200)
+        {
+            return Err(ApiError::invalid(
+                "options.emailPath",
+                "must be a dotted path such as `data.to`",
+            ));
+        }
+    }
+    let events = provisioned_events(provider, &options)?;
+    let mut secrets = input.secrets.unwrap_or_default();
+    if secrets.len() > MAX_SECRETS {
+        return Err(ApiError::invalid(
+            "secrets",
+            format!("at most {MAX_SECRETS} secrets"),
+        ));
+    }
+    for (i, secret) in secrets.iter().enumerate() {
+        check_secret(provider, &format!("secrets[{i}]"), secret)?;
+    }
+    let minted = match (secrets.is_empty(), provider.secret_kind()) {
+        (true, SecretKind::Minted) => {
+            let token = mint_token();
+            secrets.push(token.clone());
+            Some(token)
+        }
+        (true, SecretKind::ProviderIssued) => {
+            return Err(ApiError::invalid(
+                "secrets",
+                format!(
+                    "{} signs its deliveries: pass the signing secret its dashboard shows",
+                    provider.slug()
+                ),
+            ))
+        }
+        (false, _) => None,
+    };
+
+    let now = state.clock.now_ms();
+    let connection = ConnectionRow {
+        id: ids::new_id(ids::CONNECTION),
+        org_id: org.0.clone(),
+        provider: provider.slug().into(),
+        name,
+        enabled: true,
+        options: Value::Object(options).to_string(),
+        created_at: now,
+        updated_at: now,
+    };
+    let schema = record_schema(provider).to_string();
+    let triggers: Vec<TriggerRow> = events
+        .into_iter()
+        .map(|(event, key)| TriggerRow {
+            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
+            org_id: org.0.clone(),
+            title: format!("{} {}", provider.slug(), key),
+            description: None,
+            provider: provider.slug().into(),
+            connection_id: Some(connection.id.clone()),
+            provider_event_key: Some(key),
+            status: "enabled".into(),
+            payload_schema: schema.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    let secrets: Vec<SecretRow> = secrets
+        .into_iter()
+        .map(|s| new_secret(&connection.id, s, now))
+        .collect();
+    let new = NewConnection {
+        connection,
+        secrets,
+        triggers,
+    };
+    state.store.insert_connection(&new).await?;
+
+    let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers));
+    if let Some(token) = minted {
+        // Shown once: only its hint is ever returned again.
+        if provider == Provider::Brimble {
+            out["receiveUrl"] = json!(format!(
+                "{}?token={token}",
+                receive_url(&state, &new.connection)
+            ));
+        }
+        out["secret"] = json!(token);
+    }
+    Ok(HttpResponse::Created().json(out))
+}
+
+async fn find(state: &State, org: &Org, id: &str) -> Result<ConnectionRow, ApiError> {
+    state
+        .store
+        .get_connection(&org.0, id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("NO_SUCH_CONNECTION", format!("no connection `{id}`"))
+                .with_param("connectionId")
+        })
+}
+
+async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Value, ApiError> {
+    let secrets = state.store.active_secrets(&c.id).await?;
+    let triggers = state
+        .store
+        .list_triggers(&org.0, None, Some(&c.id), None, page::MAX_LIMIT)
+        .await?;
+    Ok(render(state, c, &secrets, Some(&triggers.rows)))
+}
+
+pub async fn get(
+    path: web::Path<String>,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let connection = find(&state, &org, &path).await?;
+    Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
+}
+
+pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = body::query(&req)?;
+    let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .list_connections(&org.0, after.as_deref(), limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(page::list(
+        rows,
+        limit,
+        |c| &c.id,
+        |c| render(&state, c, &[], None),
+    )))
+}
+
+pub async fn patch(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let input: PatchConnection =
+        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let mut connection = find(&state, &org, &path).await?;
+    let provider = Provider::from_slug(&connection.provider)
+        .ok_or_else(|| ApiError::internal("unknown provider stored"))?;
+    let now = state.clock.now_ms();
+    if let Some(name) = input.name {
+        check_len("name", &name, 1, NAME_MAX)?;
+        connection.name = name;
+    }
+    if let Some(enabled) = input.enabled {
+        connection.enabled = enabled;
+    }
+    if let Some(secret) = &input.add_secret {
+        check_secret(provider, "addSecret", secret)?;
+        if state.store.active_secrets(&connection.id).await?.len() >= MAX_SECRETS {
+            return Err(ApiError::invalid(
+                "addSecret",
+                format!("at most {MAX_SECRETS} active secrets"),
+            ));
+        }
+    }
+    if let Some(secret_id) = &input.remove_secret_id {
+        let active = state.store.active_secrets(&connection.id).await?;
+        if !active.iter().any(|s| &s.id == secret_id) {
+            return Err(ApiError::not_found(
+                "NO_SUCH_SECRET",
+                format!("no active secret `{secret_id}`"),
+            )
+            .with_param("removeSecretId"));
+        }
+        if active.len() == 1 && input.add_secret.is_none() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::Conflict,
+                "LAST_SECRET",
+                "a connection keeps at least one active secret: add the new one first",
+            )
+            .with_param("removeSecretId"));
+        }
+    }
+    if let Some(secret) = input.add_secret {
+        state
+            .store
+            .add_secret(&new_secret(&connection.id, secret, now))
+            .await?;
+    }
+    if let Some(secret_id) = &input.remove_secret_id {
+        state
+            .store
+            .remove_secret(&connection.id, secret_id, now)
+            .await?;
+    }
+    connection.updated_at = now;
+    state.store.update_connection(&connection).await?;
+    state.connections.invalidate(&connection.id).await;
+    Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
+}
+
+pub async fn delete(
+    path: web::Path<String>,
+    state: State,
+    org: Org,
+) -> Result<HttpResponse, ApiError> {
+    let connection = find(&state, &org, &path).await?;
+    state
+        .store
+        .delete_connection(&org.0, &connection.id, state.clock.now_ms())
+        .await?;
+    state.connections.invalidate(&connection.id).await;
+    Ok(HttpResponse::Ok().json(json!({"connectionId": connection.id, "deleted": true})))
+}

@@ -1,0 +1,133 @@
+//! The one error type at the edge: typed 4xx answers in the error envelope, and opaque 500s
+//! that log their cause.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Authentication,
+    InvalidRequest,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    Internal,
+}
+
+impl ErrorType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Authentication => "authentication_error",
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::NotFound => "not_found",
+            ErrorType::Conflict => "conflict",
+            ErrorType::PayloadTooLarge => "payload_too_large",
+            ErrorType::Internal => "internal_error",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub kind: ErrorType,
+    pub message: String,
+    pub param: Option<String>,
+    pub details: Option<Box<Value>>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: ErrorType,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            kind,
+            message: message.into(),
+            param: None,
+            details: None,
+        }
+    }
+
+    /// 400 `INVALID_REQUEST` naming the offending field.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequest,
+            "INVALID_REQUEST",
+            message,
+        )
+        .with_param(param)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorType::NotFound, code, message)
+    }
+
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::PayloadTooLarge,
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// An unexpected failure: the cause is logged, the client sees an opaque 500.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Internal,
+            "INTERNAL_ERROR",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = Some(Box::new(details));
+        self
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        ApiError::internal(format!("{e:#}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut error =
+            json!({"code": self.code, "type": self.kind.as_str(), "message": self.message});
+        if let Some(param) = &self.param {
+            error["param"] = json!(param);
+        }
+        if let Some(details) = &self.details {
+            error["details"] = (**details).clone();
+        }
+        HttpResponse::build(self.status).json(json!({ "error": error }))
+    }
+}

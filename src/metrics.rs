@@ -1,0 +1,89 @@
+//! Prometheus metrics served on `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub fires: IntCounterVec,
+    pub duplicates: IntCounterVec,
+    pub verification_failures: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("firehook".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let fires = IntCounterVec::new(
+            Opts::new("fires_total", "Fires by source and outcome"),
+            &["source", "outcome"],
+        )
+        .expect("valid metric");
+        let duplicates = IntCounterVec::new(
+            Opts::new(
+                "duplicates_total",
+                "Repeated keys answered from an earlier fire, by source",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let verification_failures = IntCounterVec::new(
+            Opts::new(
+                "verification_failures_total",
+                "Rejected deliveries by provider and reason",
+            ),
+            &["provider", "reason"],
+        )
+        .expect("valid metric");
+        for collector in [&requests, &fires, &duplicates, &verification_failures] {
+            registry
+                .register(Box::new(collector.clone()))
+                .expect("unique metric");
+        }
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            requests,
+            latency,
+            fires,
+            duplicates,
+            verification_failures,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,65 @@
+//! From a resolved payload to the contact it upserts.
+
+use serde_json::{Map, Value};
+
+use crate::store::ContactUpdate;
+
+const MAX_EMAIL_LEN: usize = 254;
+
+/// The contact key: trimmed and lower-cased. `None` if it does not look like an address.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && email.len() <= MAX_EMAIL_LEN
+        && !email.chars().any(char::is_whitespace);
+    plausible.then_some(email)
+}
+
+/// Splits a payload into the core contact columns and custom fields. `email` is the key and
+/// not repeated; nulls are dropped so they never erase a stored value.
+pub fn contact_update(payload: &Map<String, Value>) -> ContactUpdate {
+    let mut update = ContactUpdate::default();
+    for (key, value) in payload {
+        match (key.as_str(), value) {
+            ("email", _) | (_, Value::Null) => {}
+            ("firstName", Value::String(s)) => update.first_name = Some(s.clone()),
+            ("lastName", Value::String(s)) => update.last_name = Some(s.clone()),
+            ("subscribed", Value::Bool(b)) => update.subscribed = Some(*b),
+            _ => {
+                update.custom_fields.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    update
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalises_the_key() {
+        assert_eq!(
+            normalize_email("  Jane.Doe@Example.COM "),
+            Some("jane.doe@example.com".into())
+        );
+        assert_eq!(normalize_email("no-at-sign"), None);
+        assert_eq!(normalize_email("a@b@c"), None);
+        assert_eq!(normalize_email("@example.com"), None);
+    }
+
+    #[test]
+    fn core_columns_and_custom_fields() {
+        let payload = json!({"email": "a@b.co", "firstName": "Ann", "subscribed": true,
+                             "plan": "pro", "gone": null});
+        let update = contact_update(payload.as_object().unwrap());
+        assert_eq!(update.first_name.as_deref(), Some("Ann"));
+        assert_eq!(update.last_name, None);
+        assert_eq!(update.subscribed, Some(true));
+        assert_eq!(Value::Object(update.custom_fields), json!({"plan": "pro"}));
+    }
+}

@@ -1,0 +1,103 @@
+//! Building the application: the same entry point for `firehook serve` and the tests.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, bootstraps an empty database and binds
+    /// the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        bootstrap(&store, &settings, &clock).await?;
+
+        let listener = TcpListener::bind(&settings.server.bind)?;
+        let port = listener.local_addr()?.port();
+        let public_url = match settings.server.public_url.trim_end_matches('/') {
+            "" => format!("http://{}", listener.local_addr()?),
+            url => url.to_owned(),
+        };
+        let pipeline = Pipeline::new(
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.fire.idempotency_window_secs),
+            settings.fire.cache_capacity,
+        );
+        let workers = settings.server.workers;
+        let state = web::Data::new(Arc::new(AppState {
+            store: store.clone(),
+            pipeline,
+            clock,
+            metrics: Metrics::new(),
+            keys: http::key_cache(),
+            connections: http::connection_cache(),
+            public_url,
+            settings,
+        }));
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(http::observe))
+                .configure(http::routes)
+        })
+        .listen(listener)?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
+    /// requests and closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+}
+
+/// On an empty database: creates the default org and its first API key, printed once.
+async fn bootstrap(store: &Store, settings: &Settings, clock: &Clock) -> anyhow::Result<()> {
+    if store.count_orgs().await? > 0 {
+        return Ok(());
+    }
+    let configured = Some(settings.bootstrap.api_key.expose()).filter(|k| !k.is_empty());
+    let (org_id, key) = auth::create_org(store, "default", configured, clock.now_ms()).await?;
+    if configured.is_some() {
+        tracing::info!(org = %org_id, "created the default org with the configured API key");
+    } else {
+        // Printed once, on stderr, and never logged.
+        eprintln!(
+            "\nfirehook: created org {org_id} and its first API key (shown only now):\n\n    {}\n",
+            key.secret
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Storage through sqlx: an embedded SQLite file or PostgreSQL, picked from the URL.
+//!
+//! Both backends run the same SQL (`$n` parameters work in both); the few statements whose
+//! dialects differ are chosen per backend. Each query is written once and expanded for
+//! both pool types by [`with_read!`] / [`with_write!`].
+
+mod automations;
+mod connections;
+mod contacts;
+mod fire;
+mod keys;
+mod runs;
+mod triggers;
+
+pub use automations::AutomationRow;
+pub use connections::{ConnectionRow, NewConnection, SecretRow};
+pub use contacts::ContactRow;
+pub use fire::{
+    ContactUpdate, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, ReplayRecord,
+    OUTCOME_DISABLED, OUTCOME_IGNORED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED,
+};
+pub use keys::{ApiKeyRecord, NewApiKey};
+pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
+pub use triggers::TriggerRow;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{DatabaseSettings, SqliteSynchronous as SyncSetting};
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// SQLite allows one writer at a time: writes go through a one-connection pool so they
+    /// queue in-process instead of failing with SQLITE_BUSY; reads use the others (WAL).
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool for reads of either backend.
+macro_rules! with_read {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool for writes of either backend.
+macro_rules! with_write {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use {with_read, with_write};
+
+/// A page of a list: the rows and whether more follow.
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from a query that fetched `limit + 1` rows.
+    fn from_rows(mut rows: Vec<T>, limit: u32) -> Page<T> {
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Page { rows, has_more }
+    }
+}
+
+impl Store {
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        let url = settings.url.expose();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Backend::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = sqlite_options(url, settings.sqlite_synchronous)?;
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections.max(2))
+                .connect_with(options.read_only(true))
+                .await?;
+            Backend::Sqlite { write, read }
+        } else {
+            anyhow::bail!("database.url must start with sqlite: or postgres://");
+        };
+        Ok(Store { backend })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Sqlite { write, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(write).await?
+            }
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite { .. })
+    }
+
+    /// Answers whether the database takes a query.
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        with_read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn sqlite_options(url: &str, synchronous: SyncSetting) -> anyhow::Result<SqliteConnectOptions> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(match synchronous {
+            SyncSetting::Full => SqliteSynchronous::Full,
+            SyncSetting::Normal => SqliteSynchronous::Normal,
+        })
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10)))
+}
+
+/// Whether an error is a unique-constraint violation (a duplicate, not a failure).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,9 @@
+//! The integration suite: every test runs against SQLite, and against PostgreSQL when
+//! FIREHOOK_TEST_POSTGRES_URL is set.
+
+mod helpers;
+
+mod api;
+mod fire;
+mod processes;
+mod receive;

@@ -1,0 +1,689 @@
+//! Receive URLs: signed fixtures (made by the providers' SDKs, see fixtures/README.md)
+//! delivered over HTTP with the server's clock pinned to the fixture's time.
+
+use firehook::clock::Clock;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Reply, TestApp};
+
+/// A fixture file from `fixtures/<provider>/`.
+#[derive(Clone)]
+struct Fixture {
+    name: String,
+    doc: Value,
+}
+
+impl Fixture {
+    fn load(provider: &str, event_file: &str) -> Fixture {
+        let path = format!(
+            "{}/fixtures/{provider}/{event_file}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Fixture {
+            name: format!("{provider}/{event_file}"),
+            doc: serde_json::from_str(&text).unwrap(),
+        }
+    }
+
+    fn all(provider: &str) -> Vec<Fixture> {
+        let dir = format!("{}/fixtures/{provider}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names.iter().map(|n| Fixture::load(provider, n)).collect()
+    }
+
+    fn provider(&self) -> &str {
+        self.doc["provider"].as_str().unwrap()
+    }
+    fn event(&self) -> &str {
+        self.doc["event"].as_str().unwrap()
+    }
+    fn secret(&self) -> &str {
+        self.doc["secret"].as_str().unwrap()
+    }
+    fn timestamp_ms(&self) -> i64 {
+        self.doc["timestamp"].as_i64().unwrap() * 1000
+    }
+    fn body(&self) -> String {
+        self.doc["body"].as_str().unwrap().to_owned()
+    }
+    fn expect(&self) -> &Value {
+        &self.doc["expect"]
+    }
+    fn headers(&self) -> Vec<(String, String)> {
+        let map = self.doc["headers"].as_object().unwrap();
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// Options for the connection: the fixture's own, plus the event for receivers that
+    /// take their event list from options.
+    fn options(&self) -> Value {
+        let mut options = self
+            .doc
+            .get("options")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        if matches!(self.provider(), "generic" | "standard") {
+            options["events"] = json!([self.event()]);
+        }
+        options
+    }
+}
+
+/// A connection made for a fixture, with its event's automation published (or not).
+struct Connection {
+    id: String,
+    trigger: String,
+}
+
+async fn connect(
+    app: &TestApp,
+    fixture: &Fixture,
+    secrets: Vec<&str>,
+    publish: bool,
+) -> Connection {
+    let reply = app
+        .post(
+            "/v1/integrations/connections",
+            &json!({"provider": fixture.provider(), "secrets": secrets, "options": fixture.options()}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}: {:?}", fixture.name, reply.body);
+    let id = reply.body["connectionId"].as_str().unwrap().to_owned();
+    let trigger = format!("{}:{id}:{}", fixture.provider(), fixture.event());
+    let provisioned: Vec<&str> = reply.body["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["triggerEventId"].as_str())
+        .collect();
+    if fixture.expect()["action"] == "fire" {
+        assert!(
+            provisioned.contains(&trigger.as_str()),
+            "{}: {trigger} not in {provisioned:?}",
+            fixture.name
+        );
+        app.create_automation(&trigger, publish).await;
+    }
+    Connection { id, trigger }
+}
+
+/// Delivers `body` with the fixture's headers (minus `drop_header`), clock at `at_ms`.
+async fn deliver_as(
+    app: &TestApp,
+    fixture: &Fixture,
+    provider: &str,
+    connection: &str,
+    body: String,
+    drop_header: Option<&str>,
+    at_ms: i64,
+) -> Reply {
+    app.clock.set_ms(at_ms);
+    let mut url = app.url(&format!(
+        "/api/integrations/{provider}/webhook/{connection}"
+    ));
+    if let Some(query) = fixture.doc["query"].as_str() {
+        url = format!("{url}?{query}");
+    }
+    let mut req = app.client.post(url).body(body);
+    for (name, value) in fixture.headers() {
+        if drop_header.is_none_or(|d| !d.eq_ignore_ascii_case(&name)) {
+            req = req.header(name, value);
+        }
+    }
+    Reply::from(req.send().await.expect("request")).await
+}
+
+async fn deliver(app: &TestApp, fixture: &Fixture, connection: &str) -> Reply {
+    deliver_as(
+        app,
+        fixture,
+        fixture.provider(),
+        connection,
+        fixture.body(),
+        None,
+        fixture.timestamp_ms(),
+    )
+    .await
+}
+
+fn pinned_app_clock() -> Clock {
+    Clock::pinned(0)
+}
+
+/// Every fixture of a provider: a first delivery fires (or is ignored as the fixture says),
+/// a repeat is a duplicate and starts nothing more.
+async fn provider_fixtures_fire_once(backend: Backend, provider: &str) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let mut fixtures = Fixture::all(provider);
+    // Events that carry an email first: they store the provider ids later events resolve by.
+    fixtures.sort_by_key(|f| f.expect()["lookup"].is_array());
+    let mut known_ids: Vec<(String, String)> = vec![];
+    for fixture in fixtures {
+        let name = &fixture.name;
+        let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+        let first = deliver(&app, &fixture, &connection.id).await;
+        assert_eq!(first.status, 200, "{name}: {:?}", first.body);
+        assert_eq!(first.body["received"], true, "{name}");
+        assert_eq!(first.body["event"], fixture.event(), "{name}");
+        let expect = fixture.expect();
+        if expect["action"] == "ignore" {
+            assert_eq!(first.body["status"], "ignored", "{name}: {:?}", first.body);
+            assert_eq!(first.body["reason"], expect["reason"], "{name}");
+        } else if let Some(lookup) = expect["lookup"]
+            .as_array()
+            .filter(|_| expect["email"].is_null())
+        {
+            let wanted = (
+                lookup[0].as_str().unwrap().to_owned(),
+                lookup[1].as_str().unwrap().to_owned(),
+            );
+            if known_ids.contains(&wanted) {
+                assert_eq!(
+                    first.body["status"], "triggered",
+                    "{name}: {:?}",
+                    first.body
+                );
+            } else {
+                assert_eq!(first.body["status"], "ignored", "{name}: {:?}", first.body);
+                assert_eq!(first.body["reason"], "contact_not_found", "{name}");
+            }
+        } else {
+            assert_eq!(
+                first.body["status"], "triggered",
+                "{name}: {:?}",
+                first.body
+            );
+            assert_eq!(
+                first.body["triggerEventId"],
+                connection.trigger.as_str(),
+                "{name}"
+            );
+            assert_eq!(
+                first.body["automationRunIds"].as_array().unwrap().len(),
+                1,
+                "{name}"
+            );
+            let email = expect["email"].as_str().unwrap().trim().to_lowercase();
+            let contact = app.get(&format!("/v1/contacts?email={email}")).await;
+            assert_eq!(contact.status, 200, "{name}: {:?}", contact.body);
+            assert_eq!(contact.body["email"], email.as_str(), "{name}");
+            for (key, value) in expect["fields"].as_object().unwrap() {
+                match key.as_str() {
+                    "email" => {}
+                    "firstName" | "lastName" => {
+                        assert_eq!(&contact.body[key], value, "{name}: {key}")
+                    }
+                    _ => {
+                        assert_eq!(&contact.body["customFields"][key], value, "{name}: {key}");
+                        if let Some(v) = value.as_str() {
+                            known_ids.push((key.clone(), v.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+        let runs_before = app.runs_of(&connection.trigger).await.len();
+        let again = deliver(&app, &fixture, &connection.id).await;
+        assert_eq!(again.status, 200, "{name}: {:?}", again.body);
+        assert_eq!(
+            again.body["status"], "duplicate",
+            "{name}: {:?}",
+            again.body
+        );
+        assert_eq!(
+            app.runs_of(&connection.trigger).await.len(),
+            runs_before,
+            "{name}: a duplicate starts nothing"
+        );
+    }
+}
+
+async fn clerk_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "clerk").await
+}
+async fn stripe_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "stripe").await
+}
+async fn shopify_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "shopify").await
+}
+async fn stytch_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "stytch").await
+}
+async fn supabase_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "supabase").await
+}
+async fn workos_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "workos").await
+}
+async fn revenuecat_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "revenuecat").await
+}
+async fn brevo_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "brevo").await
+}
+async fn brimble_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "brimble").await
+}
+async fn generic_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "generic").await
+}
+async fn standard_fixtures_fire_once(backend: Backend) {
+    provider_fixtures_fire_once(backend, "standard").await
+}
+
+/// The header that carries the signature or token of each scheme's representative fixture.
+fn signature_header(fixture: &Fixture) -> Option<&'static str> {
+    match fixture.provider() {
+        "clerk" => Some("svix-signature"),
+        "stripe" => Some("stripe-signature"),
+        "shopify" => Some("x-shopify-hmac-sha256"),
+        "workos" => Some("workos-signature"),
+        "generic" => Some("x-webhook-signature"),
+        "supabase" => Some("authorization"),
+        _ => None,
+    }
+}
+
+/// Per scheme: tampering, a wrong secret, a missing signature and a clock outside the
+/// tolerance answer 401 and store nothing; a second active secret verifies.
+async fn each_scheme_rejects_what_it_must(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let cases = [
+        ("clerk", "user.created", Some(300_000)),
+        ("stripe", "customer.created", Some(300_000)),
+        ("shopify", "orders.paid", None),
+        ("workos", "user.created", Some(180_000)),
+        ("generic", "delivered", None),
+        ("supabase", "INSERT", None),
+        ("brimble", "subscription.created", None),
+    ];
+    for (provider, event, tolerance_ms) in cases {
+        let fixture = Fixture::load(provider, event);
+        let name = &fixture.name;
+        let wrong = match provider {
+            "clerk" => "whsec_dGhpcyBpcyBub3QgdGhlIHNlY3JldCBhdCBhbGw=".to_owned(),
+            "stripe" => "whsec_not_the_secret".to_owned(),
+            _ => format!("{}-but-wrong", fixture.secret()),
+        };
+        let wrong_only = connect(&app, &fixture, vec![&wrong], true).await;
+        let reply = deliver(&app, &fixture, &wrong_only.id).await;
+        assert_eq!(reply.status, 401, "{name}: wrong secret: {:?}", reply.body);
+
+        let rotated = connect(&app, &fixture, vec![&wrong, fixture.secret()], true).await;
+        let at = fixture.timestamp_ms();
+        if provider != "brimble" && provider != "supabase" {
+            let mut tampered = fixture.body();
+            tampered.insert(1, ' ');
+            let reply = deliver_as(&app, &fixture, provider, &rotated.id, tampered, None, at).await;
+            assert_eq!(reply.status, 401, "{name}: tampered body: {:?}", reply.body);
+        }
+        if let Some(header) = signature_header(&fixture) {
+            let reply = deliver_as(
+                &app,
+                &fixture,
+                provider,
+                &rotated.id,
+                fixture.body(),
+                Some(header),
+                at,
+            )
+            .await;
+            assert_eq!(
+                reply.status, 401,
+                "{name}: missing {header}: {:?}",
+                reply.body
+            );
+        }
+        if let Some(tolerance) = tolerance_ms {
+            let stale = deliver_as(
+                &app,
+                &fixture,
+                provider,
+                &rotated.id,
+                fixture.body(),
+                None,
+                at + tolerance + 1500,
+            )
+            .await;
+            assert_eq!(stale.status, 401, "{name}: stale: {:?}", stale.body);
+            if provider != "stripe" {
+                let future = deliver_as(
+                    &app,
+                    &fixture,
+                    provider,
+                    &rotated.id,
+                    fixture.body(),
+                    None,
+                    at - tolerance - 1500,
+                )
+                .await;
+                assert_eq!(
+                    future.status, 401,
+                    "{name}: from the future: {:?}",
+                    future.body
+                );
+            }
+        }
+        assert!(
+            app.runs_of(&rotated.trigger).await.is_empty(),
+            "{name}: a rejected delivery stores nothing"
+        );
+        let ok = deliver(&app, &fixture, &rotated.id).await;
+        assert_eq!(
+            ok.body["status"], "triggered",
+            "{name}: the second active secret verifies: {:?}",
+            ok.body
+        );
+    }
+    let metrics = Reply::from(app.client.get(app.url("/metrics")).send().await.unwrap()).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("firehook_verification_failures_total{provider=\"stripe\",reason=\"invalid_signature\"}"), "{text}");
+}
+
+/// Rotation through the API: add the new secret, retire the old one.
+async fn secrets_rotate_and_are_never_shown_again(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let connection = connect(
+        &app,
+        &fixture,
+        vec!["whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0"],
+        true,
+    )
+    .await;
+    assert_eq!(deliver(&app, &fixture, &connection.id).await.status, 401);
+    let path = format!("/v1/integrations/connections/{}", connection.id);
+    let added = app
+        .patch(&path, &json!({"addSecret": fixture.secret()}))
+        .await;
+    assert_eq!(added.status, 200, "{:?}", added.body);
+    let secrets = added.body["secrets"].as_array().unwrap().clone();
+    assert_eq!(secrets.len(), 2);
+    assert!(
+        !added.body.to_string().contains(fixture.secret()),
+        "secrets are write-only"
+    );
+    let old = secrets
+        .iter()
+        .find(|s| s["hint"] == "cmV0")
+        .expect("old secret's hint")["secretId"]
+        .clone();
+    let removed = app.patch(&path, &json!({"removeSecretId": old})).await;
+    assert_eq!(
+        removed.body["secrets"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        removed.body
+    );
+    let last = removed.body["secrets"][0]["secretId"].clone();
+    let refused = app.patch(&path, &json!({"removeSecretId": last})).await;
+    assert_eq!((refused.status, refused.error_code()), (409, "LAST_SECRET"));
+    assert_eq!(
+        deliver(&app, &fixture, &connection.id).await.body["status"],
+        "triggered"
+    );
+    let shown = app.get(&path).await;
+    assert!(
+        !shown.body.to_string().contains(fixture.secret()),
+        "{:?}",
+        shown.body
+    );
+}
+
+async fn token_providers_mint_a_secret_shown_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let reply = app
+        .post(
+            "/v1/integrations/connections",
+            &json!({"provider": "supabase"}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let secret = reply.body["secret"]
+        .as_str()
+        .expect("minted secret")
+        .to_owned();
+    assert_eq!(
+        reply.body["secrets"][0]["hint"],
+        &secret[secret.len() - 4..]
+    );
+    let id = reply.body["connectionId"].as_str().unwrap();
+    let shown = app.get(&format!("/v1/integrations/connections/{id}")).await;
+    assert!(shown.body.get("secret").is_none() && !shown.body.to_string().contains(&secret));
+    let listed = app.get("/v1/integrations/connections").await;
+    assert!(!listed.body.to_string().contains(&secret));
+}
+
+async fn connection_requests_are_validated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cases = [
+        (json!({"provider": "myspace", "secrets": ["x"]}), "provider"),
+        (json!({"provider": "clerk"}), "secrets"),
+        (
+            json!({"provider": "clerk", "secrets": ["not-a-svix-secret"]}),
+            "secrets[0]",
+        ),
+        (
+            json!({"provider": "clerk", "secrets": ["whsec_abc"], "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"provider": "clerk", "secrets": "whsec_abc"}),
+            "secrets",
+        ),
+        (
+            json!({"provider": "generic", "secrets": ["s"], "options": {"events": [3]}}),
+            "options.events",
+        ),
+    ];
+    for (body, param) in cases {
+        let reply = app.post("/v1/integrations/connections", &body).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (400, "INVALID_REQUEST"),
+            "{body}: {:?}",
+            reply.body
+        );
+        assert_eq!(
+            reply.body["error"]["param"], param,
+            "{body}: {:?}",
+            reply.body
+        );
+    }
+    let listed = app.get("/v1/integrations/connections").await;
+    assert_eq!(listed.body["data"], json!([]), "nothing was written");
+}
+
+async fn unknown_mismatched_disabled_and_deleted_connections_are_not_found(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let at = fixture.timestamp_ms();
+    let unknown = deliver_as(
+        &app,
+        &fixture,
+        "clerk",
+        "con_nope",
+        fixture.body(),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(
+        (unknown.status, unknown.error_code()),
+        (404, "CONNECTION_NOT_FOUND")
+    );
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let mismatch = deliver_as(
+        &app,
+        &fixture,
+        "stripe",
+        &connection.id,
+        fixture.body(),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(mismatch.status, 404);
+    let path = format!("/v1/integrations/connections/{}", connection.id);
+    assert_eq!(
+        app.patch(&path, &json!({"enabled": false})).await.status,
+        200
+    );
+    assert_eq!(
+        deliver(&app, &fixture, &connection.id).await.status,
+        404,
+        "disabled"
+    );
+    assert_eq!(
+        app.patch(&path, &json!({"enabled": true})).await.status,
+        200
+    );
+    assert_eq!(
+        deliver(&app, &fixture, &connection.id).await.body["status"],
+        "triggered"
+    );
+    let deleted = Reply::from(
+        app.client
+            .delete(app.url(&path))
+            .bearer_auth(crate::helpers::API_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(deleted.status, 200);
+    let gone = deliver_as(
+        &app,
+        &fixture,
+        "clerk",
+        &connection.id,
+        fixture.body(),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(gone.status, 404, "deleted");
+    assert_eq!(app.get(&path).await.status, 404);
+    assert_eq!(
+        app.runs_of(&connection.trigger).await.len(),
+        1,
+        "past fires stay"
+    );
+}
+
+async fn bad_bodies_are_rejected(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |s| {
+        s.server.max_body_bytes = 1024
+    })
+    .await;
+    // Supabase authenticates with a token, so a non-JSON body can carry a valid credential.
+    let fixture = Fixture::load("supabase", "INSERT");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let at = fixture.timestamp_ms();
+    let reply = deliver_as(
+        &app,
+        &fixture,
+        "supabase",
+        &connection.id,
+        "{not json".into(),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (400, "INVALID_JSON"),
+        "{:?}",
+        reply.body
+    );
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(2048));
+    let reply = deliver_as(&app, &fixture, "supabase", &connection.id, big, None, at).await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (413, "PAYLOAD_TOO_LARGE"),
+        "{:?}",
+        reply.body
+    );
+    assert!(app.runs_of(&connection.trigger).await.is_empty());
+}
+
+async fn nothing_published_still_upserts_the_contact(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], false).await;
+    let reply = deliver(&app, &fixture, &connection.id).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body["status"], "no_published_automation",
+        "{:?}",
+        reply.body
+    );
+    let contact = app.get("/v1/contacts?email=jane.doe@example.com").await;
+    assert_eq!(
+        contact.body["customFields"]["clerk_user_id"],
+        fixture.expect()["fields"]["clerk_user_id"]
+    );
+    assert!(app.runs_of(&connection.trigger).await.is_empty());
+}
+
+async fn concurrent_identical_deliveries_fire_once(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("stripe", "customer.created");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    app.clock.set_ms(fixture.timestamp_ms());
+    let replies =
+        futures::future::join_all((0..40).map(|_| deliver(&app, &fixture, &connection.id))).await;
+    let statuses: Vec<&str> = replies
+        .iter()
+        .map(|r| r.body["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "triggered").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "duplicate").count(),
+        39,
+        "{statuses:?}"
+    );
+    assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
+}
+
+crate::each_backend!(
+    clerk_fixtures_fire_once,
+    stripe_fixtures_fire_once,
+    shopify_fixtures_fire_once,
+    stytch_fixtures_fire_once,
+    supabase_fixtures_fire_once,
+    workos_fixtures_fire_once,
+    revenuecat_fixtures_fire_once,
+    brevo_fixtures_fire_once,
+    brimble_fixtures_fire_once,
+    generic_fixtures_fire_once,
+    standard_fixtures_fire_once,
+    each_scheme_rejects_what_it_must,
+    secrets_rotate_and_are_never_shown_again,
+    token_providers_mint_a_secret_shown_once,
+    connection_requests_are_validated,
+    unknown_mismatched_disabled_and_deleted_connections_are_not_found,
+    bad_bodies_are_rejected,
+    nothing_published_still_upserts_the_contact,
+    concurrent_identical_deliveries_fire_once,
+);
