@@ -45,6 +45,7 @@ enum Backend {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        committer: fire::Committer,
     },
     Postgres(PgPool),
 }
@@ -105,7 +106,12 @@ impl Store {
                 .max_connections(settings.max_connections.max(2))
                 .connect_with(options.read_only(true))
                 .await?;
-            Backend::Sqlite { write, read }
+            let committer = fire::Committer::start(write.clone());
+            Backend::Sqlite {
+                write,
+                read,
+                committer,
+            }
         } else {
             anyhow::bail!("database.url must start with sqlite: or postgres://");
         };
@@ -122,10 +128,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.backend, Backend::Sqlite { .. })
-    }
-
     /// Answers whether the database takes a query.
     pub async fn ping(&self) -> sqlx::Result<()> {
         with_read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
@@ -133,7 +135,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { write, read } => {
+            Backend::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }
