@@ -1,0 +1,222 @@
+//! `firehook-bench`: load benchmark for firehook. Builds (or takes) the release server,
+//! measures a bare upper bound, then each scenario on a fresh server, and prints a table.
+
+mod bound;
+mod load;
+mod report;
+mod scenarios;
+mod server;
+mod setup;
+mod sign;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::scenarios::{Bench, SoakPlan, SCENARIOS};
+
+/// The soak's time budget when every scenario runs, so that `all` ends within 10 minutes.
+const ALL_SOAK_BUDGET: Duration = Duration::from_secs(240);
+
+#[derive(Parser)]
+#[command(name = "firehook-bench", about = "Load benchmark for firehook")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Measure the upper bound, then every scenario (or those picked with --scenario).
+    All(Options),
+}
+
+#[derive(Args)]
+struct Options {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long each timed scenario (and the bound) sends, e.g. 10s, 500ms, 1m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Run only scenario N (repeatable): 1 unique Clerk/SQLite, 2 unique Clerk/PostgreSQL,
+    /// 3 duplicates, 4 API fires, 5 bad signatures, 6 soak, 7 unique Stripe/SQLite.
+    #[arg(long = "scenario", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=7))]
+    scenarios: Vec<u8>,
+    /// Unique deliveries the soak (6) sends in a row.
+    #[arg(long, default_value_t = 1_000_000)]
+    soak_deliveries: usize,
+    /// Stop the soak after this long (0: no limit). Default: 240s when every scenario runs,
+    /// no limit with --scenario.
+    #[arg(long, value_parser = parse_duration)]
+    soak_budget: Option<Duration>,
+    /// The firehook binary to test. Default: `cargo build --release -p firehook`, then
+    /// <target dir>/release/firehook.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// PostgreSQL server for scenario 2 (trust auth; a database is created and dropped with psql).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pg_url: String,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 10s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{text}`: use ms, s or m")),
+    }
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace")
+}
+
+/// Builds the release server with cargo (a no-op when it is up to date) and answers its path.
+fn build_server() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("building the server: cargo build --release -p firehook");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "firehook"])
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p firehook failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    Ok(target.join("release").join("firehook"))
+}
+
+/// The SQLite `synchronous` setting the servers run with: FIREHOOK__DATABASE__SQLITE_SYNCHRONOUS
+/// if set (the servers inherit the environment), else config/default.toml's.
+fn sqlite_synchronous() -> String {
+    if let Ok(value) = std::env::var("FIREHOOK__DATABASE__SQLITE_SYNCHRONOUS") {
+        return format!("{value} (from the environment)");
+    }
+    let defaults =
+        std::fs::read_to_string(workspace_root().join("config/default.toml")).unwrap_or_default();
+    let value = defaults.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("sqlite_synchronous")?
+            .split('"')
+            .nth(1)
+    });
+    format!("{} (config/default.toml)", value.unwrap_or("unknown"))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        });
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kb: f64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(format!("{:.1} GiB", kb / 1_048_576.0))
+        });
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{cores} cores ({}), {} RAM",
+        cpu.as_deref().unwrap_or("unknown CPU"),
+        memory.as_deref().unwrap_or("unknown")
+    )
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let Cmd::All(opts) = Cli::parse().command;
+    let server_bin = match opts.server_bin {
+        Some(bin) => bin,
+        None => build_server()?,
+    };
+    if !server_bin.is_file() {
+        bail!("no firehook binary at {}", server_bin.display());
+    }
+    let every = opts.scenarios.is_empty();
+    let budget = match opts.soak_budget {
+        Some(budget) if budget.is_zero() => None,
+        Some(budget) => Some(budget),
+        None if every => Some(ALL_SOAK_BUDGET),
+        None => None,
+    };
+    let soak = SoakPlan {
+        deliveries: opts.soak_deliveries,
+        budget,
+    };
+    let bench = Bench::new(
+        server_bin,
+        opts.pg_url,
+        opts.connections,
+        opts.duration,
+        soak,
+    );
+    println!("machine: {}", machine());
+    println!(
+        "server: {} (SQLite synchronous = {}, HTTP workers: one per core)",
+        bench.server_bin.display(),
+        sqlite_synchronous()
+    );
+    println!(
+        "generator: {} connections, {}s per timed scenario\n",
+        bench.connections,
+        bench.duration.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let bound = bench.bound().await?;
+    let mut rows = Vec::new();
+    for scenario in SCENARIOS
+        .iter()
+        .filter(|s| every || opts.scenarios.contains(&s.number))
+    {
+        match bench.run(scenario, bound.rate()).await {
+            Ok(row) => rows.push(row),
+            Err(e) => println!("   ({}) failed: {e:#}", scenario.number),
+        }
+    }
+    report::print_table(&bound, &rows);
+    println!("\ntotal time {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

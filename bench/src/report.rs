@@ -1,0 +1,207 @@
+//! The results table: rates, ratios to the bound, latencies, failures, memory and targets.
+
+use crate::load::Outcome;
+use crate::server::Memory;
+
+/// The informational targets of a scenario (printed, never asserted).
+#[derive(Clone, Copy)]
+pub struct Targets {
+    pub min_ratio: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    pub max_rss_growth_mb: Option<f64>,
+}
+
+impl Targets {
+    pub const NONE: Targets = Targets {
+        min_ratio: None,
+        max_p99_ms: None,
+        max_rss_growth_mb: None,
+    };
+}
+
+/// One line of the table.
+pub struct Row {
+    label: String,
+    outcome: Outcome,
+    targets: Targets,
+    memory: Option<Memory>,
+    rss_growth: Option<RssGrowth>,
+}
+
+/// How much the server's RSS grew over the soak, and whether the soak ran to its count
+/// (a shorter one can show a miss, never that the target is met).
+#[derive(Clone, Copy)]
+pub struct RssGrowth {
+    pub bytes: i64,
+    pub complete: bool,
+}
+
+/// Whether one target was met.
+#[derive(PartialEq)]
+enum Check {
+    Met,
+    Missed,
+    NotShown,
+}
+
+impl Check {
+    fn of(ok: bool) -> Check {
+        if ok {
+            Check::Met
+        } else {
+            Check::Missed
+        }
+    }
+}
+
+impl Row {
+    pub fn new(name: &str, outcome: Outcome, targets: &Targets) -> Row {
+        Row {
+            label: name.to_owned(),
+            outcome,
+            targets: *targets,
+            memory: None,
+            rss_growth: None,
+        }
+    }
+
+    pub fn numbered(mut self, number: u8) -> Row {
+        self.label = format!("({number}) {}", self.label);
+        self
+    }
+
+    pub fn memory(mut self, memory: Memory) -> Row {
+        self.memory = Some(memory);
+        self
+    }
+
+    pub fn rss_growth(mut self, growth: RssGrowth) -> Row {
+        self.rss_growth = Some(growth);
+        self
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.outcome.accepted_per_sec()
+    }
+
+    fn latency_ms(&self, quantile: f64) -> f64 {
+        self.outcome.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    fn non_2xx(&self) -> String {
+        let mut parts: Vec<String> = self
+            .outcome
+            .non_2xx
+            .iter()
+            .map(|(status, n)| format!("{status}: {}", thousands(*n)))
+            .collect();
+        if self.outcome.errors > 0 {
+            parts.push(format!("no answer: {}", thousands(self.outcome.errors)));
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn verdict(&self, ratio: f64) -> String {
+        let t = &self.targets;
+        let mut checks: Vec<(Check, String)> = Vec::new();
+        let sign =
+            |ok: bool, met: &'static str, missed: &'static str| if ok { met } else { missed };
+        if let Some(min) = t.min_ratio {
+            let ok = ratio >= min;
+            let text = format!("ratio {ratio:.2} {} {min:.2}", sign(ok, ">=", "<"));
+            checks.push((Check::of(ok), text));
+        }
+        if let Some(max) = t.max_p99_ms {
+            let p99 = self.latency_ms(0.99);
+            let ok = p99 <= max;
+            let text = format!("p99 {p99:.1} {} {max:.0} ms", sign(ok, "<=", ">"));
+            checks.push((Check::of(ok), text));
+        }
+        if let (Some(max), Some(growth)) = (t.max_rss_growth_mb, self.rss_growth) {
+            let mb = growth.bytes as f64 / 1_048_576.0;
+            let ok = mb <= max;
+            let mut text = format!("RSS {mb:+.1} {} {max:.0} MB", sign(ok, "<=", ">"));
+            let check = match (ok, growth.complete) {
+                (true, false) => {
+                    text.push_str(" so far (soak cut short)");
+                    Check::NotShown
+                }
+                _ => Check::of(ok),
+            };
+            checks.push((check, text));
+        }
+        if checks.is_empty() {
+            return "no target".into();
+        }
+        let verdict = if checks.iter().any(|(c, _)| *c == Check::Missed) {
+            "NO"
+        } else if checks.iter().any(|(c, _)| *c == Check::NotShown) {
+            "not shown"
+        } else {
+            "yes"
+        };
+        let details: Vec<String> = checks.into_iter().map(|(_, text)| text).collect();
+        format!("{verdict}: {}", details.join("; "))
+    }
+}
+
+pub fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Prints the table in Markdown, each rate also as a ratio to `bound`'s.
+pub fn print_table(bound: &Row, rows: &[Row]) {
+    println!();
+    println!("| scenario | accepted/s | ratio to bound | p50 | p90 | p99 | max | non-2xx | RSS peak / now | target met? |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---|");
+    for row in std::iter::once(bound).chain(rows) {
+        let ratio = row.rate() / bound.rate().max(1e-9);
+        let memory = row.memory.map_or("n/a (in-process)".into(), |m| {
+            format!("{:.0} / {:.0} MB", mb(m.peak), mb(m.current))
+        });
+        let verdict = if std::ptr::eq(row, bound) {
+            "-".into()
+        } else {
+            row.verdict(ratio)
+        };
+        println!(
+            "| {} | {} | {ratio:.2} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {memory} | {verdict} |",
+            row.label,
+            thousands(row.rate().round() as u64),
+            row.latency_ms(0.50),
+            row.latency_ms(0.90),
+            row.latency_ms(0.99),
+            row.outcome.latency.max() as f64 / 1000.0,
+            row.non_2xx(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}
