@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::ids;
-use crate::store::{FireMode, FireWrite, FireWritten, KeyClaim, Store, TriggerInstanceRow};
+use crate::store::{
+    FireError, FireMode, FireWrite, FireWritten, KeyClaim, Store, TriggerInstanceRow,
+};
 
 /// One fire, ready to be written.
 #[derive(Debug, Clone)]
@@ -89,7 +91,7 @@ impl Expiry<String, Arc<Claimed>> for UntilWindowCloses {
 }
 
 enum ClaimError {
-    Db(sqlx::Error),
+    Db(FireError),
     /// The fire was written but gave its key back; its answer is not cached.
     Released(Fired),
 }
@@ -187,7 +189,7 @@ impl Pipeline {
         instance_id: &str,
         now_ms: i64,
         claim: Option<KeyClaim>,
-    ) -> sqlx::Result<FireWritten> {
+    ) -> Result<FireWritten, FireError> {
         let write = FireWrite {
             org_id: req.org_id.clone(),
             trigger_id: req.trigger_id.clone(),

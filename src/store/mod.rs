@@ -16,7 +16,7 @@ pub use automations::AutomationRow;
 pub use connections::{ConnectionRow, NewConnection, SecretRow};
 pub use contacts::ContactRow;
 pub use fire::{
-    ContactUpdate, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, ReplayRecord,
+    ContactUpdate, FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, ReplayRecord,
     OUTCOME_DISABLED, OUTCOME_IGNORED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED,
 };
 pub use keys::{ApiKeyRecord, NewApiKey};
@@ -40,8 +40,9 @@ pub struct Store {
 
 #[derive(Clone)]
 enum Backend {
-    /// SQLite allows one writer at a time: writes go through a one-connection pool so they
-    /// queue in-process instead of failing with SQLITE_BUSY; reads use the others (WAL).
+    /// SQLite allows one writer at a time: fires go through the committer's connection and
+    /// other writes through a one-connection pool, so they queue in-process; the two wait
+    /// for each other with a busy timeout. Reads use the read pool (WAL).
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
@@ -102,11 +103,15 @@ impl Store {
                 .max_connections(1)
                 .connect_with(options.clone())
                 .await?;
+            let path = options.get_filename();
+            if path.as_os_str() == ":memory:" || url.contains("mode=memory") {
+                anyhow::bail!("database.url must name a SQLite file, not an in-memory database");
+            }
+            let committer = fire::Committer::start(path, settings.sqlite_synchronous)?;
             let read = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(2))
                 .connect_with(options.read_only(true))
                 .await?;
-            let committer = fire::Committer::start(write.clone());
             Backend::Sqlite {
                 write,
                 read,

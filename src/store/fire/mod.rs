@@ -1,0 +1,344 @@
+//! The one transaction behind every fire: claim the key, upsert the contact, record the
+//! fire, create the runs. A committed transaction is the only way a fire exists, so an
+//! error at any step leaves nothing behind.
+
+mod postgres;
+mod sqlite;
+
+use serde_json::{Map, Value};
+
+use super::{Backend, Store, TriggerInstanceRow};
+
+pub(super) use sqlite::Committer;
+
+/// Everything one fire writes.
+#[derive(Debug, Clone)]
+pub struct FireWrite {
+    pub org_id: String,
+    pub trigger_id: String,
+    /// Minted by the caller, so the key claim can point at it.
+    pub instance_id: String,
+    /// `api`, or the provider of an integration delivery.
+    pub source: String,
+    pub claim: Option<KeyClaim>,
+    pub mode: FireMode,
+    /// The normalised contact key; `None` when the fire is recorded without a contact.
+    pub contact_email: Option<String>,
+    pub contact: ContactUpdate,
+    /// Provider ids through which later events without an email find this contact.
+    pub identities: Vec<(String, String)>,
+    /// The resolved payload, as the runs will see it.
+    pub payload: Map<String, Value>,
+    pub warnings: Value,
+    /// API fires that start no runs give their key back, so a retry after publishing an
+    /// automation fires; integration deliveries keep it (the provider must not retry).
+    pub release_key_without_runs: bool,
+    pub now_ms: i64,
+    /// Keys claimed before this instant have expired and may be claimed again.
+    pub key_expired_before_ms: i64,
+}
+
+/// How a fire is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FireMode {
+    /// Upsert the contact and start one run per published automation.
+    Run,
+    /// The trigger is disabled: record the fire only.
+    Disabled,
+    /// Record the fire with this reason, nothing else (no contact could be resolved...).
+    Ignore(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyClaim {
+    /// `api` for Idempotency-Keys, the connection id for provider event ids.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the canonical request, to tell a replay from a conflicting reuse.
+    pub request_hash: String,
+}
+
+/// Core contact columns and custom fields; `None` / absent never erases a stored value.
+#[derive(Debug, Clone, Default)]
+pub struct ContactUpdate {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub subscribed: Option<bool>,
+    pub custom_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FireWritten {
+    /// This request's fire was committed.
+    Recorded(FireRecord),
+    /// The key was already claimed: the earlier fire.
+    Existing(Box<ReplayRecord>),
+}
+
+#[derive(Debug, Clone)]
+pub struct FireRecord {
+    pub outcome: &'static str,
+    pub run_ids: Vec<String>,
+    /// `(automationId, name)` of the published automations that got a run.
+    pub automations: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayRecord {
+    pub request_hash: String,
+    pub instance: TriggerInstanceRow,
+}
+
+pub const OUTCOME_TRIGGERED: &str = "triggered";
+pub const OUTCOME_NO_PUBLISHED: &str = "no_published_automation";
+pub const OUTCOME_DISABLED: &str = "trigger_disabled";
+pub const OUTCOME_IGNORED: &str = "ignored";
+
+/// Why a fire was not written. Nothing of it was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum FireError {
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The fire was written in a batch whose commit failed.
+    #[error("the fire's batch failed to commit: {0}")]
+    BatchFailed(String),
+    #[error("the SQLite writer has stopped")]
+    WriterStopped,
+}
+
+const CLAIM_KEY: &str = "INSERT INTO fire_keys \
+     (org_id, scope, key, request_hash, trigger_instance_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (org_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+     trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
+     WHERE fire_keys.created_at < $7 RETURNING trigger_instance_id";
+
+const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.trigger_id, i.source, i.outcome, \
+     i.reason, i.idempotency_key, i.contact_email, i.payload, i.warnings, i.run_ids, \
+     i.automations, i.received_at FROM fire_keys k \
+     JOIN trigger_instances i ON i.id = k.trigger_instance_id \
+     WHERE k.org_id = $1 AND k.scope = $2 AND k.key = $3";
+
+const UPSERT_CONTACT: &str = "INSERT INTO contacts (org_id, email, first_name, last_name, \
+     subscribed, custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+     ON CONFLICT (org_id, email) DO UPDATE SET \
+     first_name = COALESCE(excluded.first_name, contacts.first_name), \
+     last_name = COALESCE(excluded.last_name, contacts.last_name), \
+     subscribed = COALESCE(excluded.subscribed, contacts.subscribed), \
+     custom_fields = excluded.custom_fields, updated_at = excluded.updated_at";
+
+const DEFINE_FIELD: &str = "INSERT INTO contact_fields (org_id, key, type, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, key) DO NOTHING";
+
+const LINK_IDENTITY: &str = "INSERT INTO contact_identities (org_id, field, value, email) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email";
+
+const PUBLISHED: &str = "SELECT id, name, version FROM automations \
+     WHERE trigger_id = $1 AND published = $2 ORDER BY id";
+
+const INSERT_RUN: &str = "INSERT INTO runs (id, org_id, automation_id, automation_version, \
+     trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const INSERT_INSTANCE: &str = "INSERT INTO trigger_instances (id, org_id, trigger_id, source, \
+     outcome, reason, idempotency_key, contact_email, payload, warnings, run_ids, automations, \
+     received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+const RELEASE_KEY: &str = "DELETE FROM fire_keys WHERE org_id = $1 AND scope = $2 AND key = $3";
+
+/// A published automation, as a fire starts it.
+struct Published {
+    id: String,
+    name: String,
+    version: i64,
+}
+
+/// One run to insert.
+struct NewRun<'a> {
+    id: &'a str,
+    automation: &'a Published,
+    payload: &'a str,
+}
+
+/// One trigger instance to insert.
+struct NewInstance<'a> {
+    record: &'a FireRecord,
+    reason: Option<&'a str>,
+    payload: &'a str,
+}
+
+/// The statements of a fire on an open transaction of one backend. The fire itself
+/// ([`write_fire`]) is written once, over this trait.
+trait FireTx {
+    type Error;
+
+    /// Claims the key for this fire; `false` when an unexpired claim holds it.
+    async fn claim_key(&mut self, w: &FireWrite, claim: &KeyClaim) -> Result<bool, Self::Error>;
+    /// The fire that holds a claimed key.
+    async fn key_holder(
+        &mut self,
+        org_id: &str,
+        claim: &KeyClaim,
+    ) -> Result<ReplayRecord, Self::Error>;
+    /// The contact's stored custom fields (JSON), read so that this fire's fields merge in;
+    /// PostgreSQL locks the row so that concurrent fires for one contact merge too.
+    async fn stored_fields(
+        &mut self,
+        org_id: &str,
+        email: &str,
+    ) -> Result<Option<String>, Self::Error>;
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &str,
+        fields: &str,
+    ) -> Result<(), Self::Error>;
+    async fn define_field(
+        &mut self,
+        w: &FireWrite,
+        key: &str,
+        kind: &str,
+    ) -> Result<(), Self::Error>;
+    async fn link_identity(
+        &mut self,
+        w: &FireWrite,
+        field: &str,
+        value: &str,
+        email: &str,
+    ) -> Result<(), Self::Error>;
+    async fn published(&mut self, trigger_id: &str) -> Result<Vec<Published>, Self::Error>;
+    async fn insert_run(&mut self, w: &FireWrite, run: &NewRun<'_>) -> Result<(), Self::Error>;
+    async fn insert_instance(
+        &mut self,
+        w: &FireWrite,
+        instance: &NewInstance<'_>,
+    ) -> Result<(), Self::Error>;
+    async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> Result<(), Self::Error>;
+}
+
+/// The steps of one fire. Nothing is committed here: the caller commits a `Recorded` fire
+/// and rolls back an `Existing` one.
+async fn write_fire<T: FireTx>(tx: &mut T, w: &FireWrite) -> Result<FireWritten, T::Error> {
+    if let Some(claim) = &w.claim {
+        if !tx.claim_key(w, claim).await? {
+            let holder = tx.key_holder(&w.org_id, claim).await?;
+            return Ok(FireWritten::Existing(Box::new(holder)));
+        }
+    }
+
+    let mut record = FireRecord {
+        outcome: OUTCOME_IGNORED,
+        run_ids: vec![],
+        automations: vec![],
+    };
+    let mut reason = None;
+    // Serialised once: every run and the instance store the same payload.
+    let payload = Value::Object(w.payload.clone()).to_string();
+    match &w.mode {
+        FireMode::Ignore(why) => reason = Some(why.as_str()),
+        FireMode::Disabled => record.outcome = OUTCOME_DISABLED,
+        FireMode::Run => {
+            if let Some(email) = &w.contact_email {
+                let stored = tx.stored_fields(&w.org_id, email).await?;
+                let mut fields: Map<String, Value> = stored
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default();
+                fields.extend(
+                    w.contact
+                        .custom_fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+                tx.upsert_contact(w, email, &Value::Object(fields).to_string())
+                    .await?;
+                for (key, value) in &w.contact.custom_fields {
+                    tx.define_field(w, key, json_type(value)).await?;
+                }
+                for (field, value) in &w.identities {
+                    tx.link_identity(w, field, value, email).await?;
+                }
+            }
+            let published = tx.published(&w.trigger_id).await?;
+            record.outcome = if published.is_empty() {
+                OUTCOME_NO_PUBLISHED
+            } else {
+                OUTCOME_TRIGGERED
+            };
+            for automation in &published {
+                let run_id = crate::ids::new_id(crate::ids::RUN);
+                let run = NewRun {
+                    id: &run_id,
+                    automation,
+                    payload: &payload,
+                };
+                tx.insert_run(w, &run).await?;
+                record.run_ids.push(run_id);
+            }
+            record.automations = published.into_iter().map(|a| (a.id, a.name)).collect();
+        }
+    }
+
+    let instance = NewInstance {
+        record: &record,
+        reason,
+        payload: &payload,
+    };
+    tx.insert_instance(w, &instance).await?;
+    if w.release_key_without_runs && record.run_ids.is_empty() {
+        if let Some(claim) = &w.claim {
+            tx.release_key(&w.org_id, claim).await?;
+        }
+    }
+    Ok(FireWritten::Recorded(record))
+}
+
+impl Store {
+    /// Writes one fire, or reports the earlier fire that holds its key. On SQLite the fire
+    /// joins the committer's next batch; on PostgreSQL it is its own transaction.
+    pub async fn fire(&self, w: &FireWrite) -> Result<FireWritten, FireError> {
+        match &self.backend {
+            Backend::Sqlite { committer, .. } => committer.submit(w.clone()).await,
+            Backend::Postgres(pool) => Ok(postgres::fire(pool, w).await?),
+        }
+    }
+
+    /// The email of the contact that carries this provider id, if one does.
+    pub async fn find_contact_by_identity(
+        &self,
+        org_id: &str,
+        field: &str,
+        value: &str,
+    ) -> sqlx::Result<Option<String>> {
+        super::with_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT email FROM contact_identities WHERE org_id = $1 AND field = $2 AND value = $3",
+            )
+            .bind(org_id)
+            .bind(field)
+            .bind(value)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+}
+
+fn automations_json(automations: &[(String, String)]) -> String {
+    let list: Vec<Value> = automations
+        .iter()
+        .map(|(id, name)| serde_json::json!({"automationId": id, "name": name}))
+        .collect();
+    Value::Array(list).to_string()
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

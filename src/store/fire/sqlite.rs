@@ -1,0 +1,306 @@
+//! Group commit for SQLite fires.
+//!
+//! One thread owns a connection of its own and commits every fire that is waiting as one
+//! transaction, so concurrent fires share one fsync. Each fire runs in its own savepoint,
+//! so a failing or duplicate fire leaves the others of its batch intact, and every request
+//! is answered only after the batch that holds it has committed.
+//!
+//! The thread talks to SQLite through rusqlite rather than sqlx: sqlx hands each statement
+//! to a worker thread and wakes the caller with its result, and with a dozen statements
+//! per fire those hand-offs, not SQLite, took most of the CPU. Here a batch runs start to
+//! finish on one thread, with prepared statements kept between batches.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    write_fire, FireError, FireTx, FireWrite, FireWritten, KeyClaim, NewInstance, NewRun,
+    Published, ReplayRecord, CLAIM_KEY, DEFINE_FIELD, INSERT_INSTANCE, INSERT_RUN, KEY_HOLDER,
+    LINK_IDENTITY, PUBLISHED, RELEASE_KEY, UPSERT_CONTACT,
+};
+use crate::config::SqliteSynchronous;
+use crate::store::TriggerInstanceRow;
+
+/// The most fires one transaction holds.
+const MAX_BATCH: usize = 128;
+
+#[derive(Clone)]
+pub(in crate::store) struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    write: FireWrite,
+    reply: oneshot::Sender<Result<FireWritten, FireError>>,
+}
+
+impl Committer {
+    /// Opens the committer's connection to the database file and starts its thread. The
+    /// schema must exist before the first fire, not before this call.
+    pub(in crate::store) fn start(
+        path: &Path,
+        synchronous: SqliteSynchronous,
+    ) -> anyhow::Result<Committer> {
+        let conn = open(path, synchronous)?;
+        let (jobs, queue) = mpsc::channel(MAX_BATCH * 8);
+        std::thread::Builder::new()
+            .name("sqlite-committer".into())
+            .spawn(move || run_batches(conn, queue))?;
+        Ok(Committer { jobs })
+    }
+
+    pub(super) async fn submit(&self, write: FireWrite) -> Result<FireWritten, FireError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { write, reply })
+            .await
+            .map_err(|_| FireError::WriterStopped)?;
+        answer.await.map_err(|_| FireError::WriterStopped)?
+    }
+}
+
+fn open(path: &Path, synchronous: SqliteSynchronous) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        PathBuf::from(path),
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match synchronous {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Runs until every sender is gone, that is until the store is dropped.
+fn run_batches(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(&mut conn, &batch) {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, fires = batch.len(), "fire batch failed to commit");
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(FireError::BatchFailed(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> rusqlite::Result<Vec<Result<FireWritten, FireError>>> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut fire = Savepoint(tx.savepoint()?);
+        // The statements never wait, so the future completes on its first poll.
+        let written = block_on(write_fire(&mut fire, &job.write));
+        if matches!(written, Ok(FireWritten::Recorded(_))) {
+            fire.0.commit()?;
+        } else {
+            // Rolls back to the savepoint and releases it.
+            fire.0.finish()?;
+        }
+        results.push(written.map_err(FireError::from));
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// One fire's savepoint inside the batch transaction.
+struct Savepoint<'conn>(rusqlite::Savepoint<'conn>);
+
+impl Savepoint<'_> {
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<()> {
+        self.0.prepare_cached(sql)?.execute(params)?;
+        Ok(())
+    }
+}
+
+impl FireTx for Savepoint<'_> {
+    type Error = rusqlite::Error;
+
+    async fn claim_key(&mut self, w: &FireWrite, claim: &KeyClaim) -> rusqlite::Result<bool> {
+        let mut claim_key = self.0.prepare_cached(CLAIM_KEY)?;
+        let claimed: Option<String> = claim_key
+            .query_row(
+                params![
+                    w.org_id,
+                    claim.scope,
+                    claim.key,
+                    claim.request_hash,
+                    w.instance_id,
+                    w.now_ms,
+                    w.key_expired_before_ms
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(claimed.is_some())
+    }
+
+    async fn key_holder(
+        &mut self,
+        org_id: &str,
+        claim: &KeyClaim,
+    ) -> rusqlite::Result<ReplayRecord> {
+        let mut key_holder = self.0.prepare_cached(KEY_HOLDER)?;
+        key_holder.query_row(params![org_id, claim.scope, claim.key], replay_record)
+    }
+
+    async fn stored_fields(
+        &mut self,
+        org_id: &str,
+        email: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        // The committer is SQLite's only writer of fires, so no lock is needed to merge.
+        let mut select = self.0.prepare_cached(
+            "SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2",
+        )?;
+        select
+            .query_row(params![org_id, email], |row| row.get(0))
+            .optional()
+    }
+
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &str,
+        fields: &str,
+    ) -> rusqlite::Result<()> {
+        let c = &w.contact;
+        self.execute(
+            UPSERT_CONTACT,
+            params![
+                w.org_id,
+                email,
+                c.first_name,
+                c.last_name,
+                c.subscribed,
+                fields,
+                w.now_ms
+            ],
+        )
+    }
+
+    async fn define_field(&mut self, w: &FireWrite, key: &str, kind: &str) -> rusqlite::Result<()> {
+        self.execute(DEFINE_FIELD, params![w.org_id, key, kind, w.now_ms])
+    }
+
+    async fn link_identity(
+        &mut self,
+        w: &FireWrite,
+        field: &str,
+        value: &str,
+        email: &str,
+    ) -> rusqlite::Result<()> {
+        self.execute(LINK_IDENTITY, params![w.org_id, field, value, email])
+    }
+
+    async fn published(&mut self, trigger_id: &str) -> rusqlite::Result<Vec<Published>> {
+        let mut published = self.0.prepare_cached(PUBLISHED)?;
+        let rows = published.query_map(params![trigger_id, true], |row| {
+            Ok(Published {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                version: row.get(2)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    async fn insert_run(&mut self, w: &FireWrite, run: &NewRun<'_>) -> rusqlite::Result<()> {
+        self.execute(
+            INSERT_RUN,
+            params![
+                run.id,
+                w.org_id,
+                run.automation.id,
+                run.automation.version,
+                w.trigger_id,
+                w.instance_id,
+                "queued",
+                w.contact_email.as_deref().unwrap_or_default(),
+                run.payload,
+                w.now_ms
+            ],
+        )
+    }
+
+    async fn insert_instance(
+        &mut self,
+        w: &FireWrite,
+        i: &NewInstance<'_>,
+    ) -> rusqlite::Result<()> {
+        self.execute(
+            INSERT_INSTANCE,
+            params![
+                w.instance_id,
+                w.org_id,
+                w.trigger_id,
+                w.source,
+                i.record.outcome,
+                i.reason,
+                w.claim.as_ref().map(|c| c.key.as_str()),
+                w.contact_email,
+                i.payload,
+                w.warnings.to_string(),
+                serde_json::to_string(&i.record.run_ids).unwrap_or_default(),
+                super::automations_json(&i.record.automations),
+                w.now_ms
+            ],
+        )
+    }
+
+    async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
+        self.execute(RELEASE_KEY, params![org_id, claim.scope, claim.key])
+    }
+}
+
+/// A row of [`KEY_HOLDER`]: the key's request hash, then the instance's columns.
+fn replay_record(row: &Row<'_>) -> rusqlite::Result<ReplayRecord> {
+    Ok(ReplayRecord {
+        request_hash: row.get(0)?,
+        instance: TriggerInstanceRow {
+            id: row.get(1)?,
+            trigger_id: row.get(2)?,
+            source: row.get(3)?,
+            outcome: row.get(4)?,
+            reason: row.get(5)?,
+            idempotency_key: row.get(6)?,
+            contact_email: row.get(7)?,
+            payload: row.get(8)?,
+            warnings: row.get(9)?,
+            run_ids: row.get(10)?,
+            automations: row.get(11)?,
+            received_at: row.get(12)?,
+        },
+    })
+}
