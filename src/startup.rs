@@ -50,6 +50,7 @@ impl Application {
             metrics: Metrics::new(),
             keys: http::key_cache(),
             connections: http::connection_cache(),
+            triggers: http::trigger_cache(),
             public_url,
             settings,
         }));

@@ -272,6 +272,7 @@ pub async fn create(
         triggers,
     };
     state.store.insert_connection(&new).await?;
+    state.triggers.invalidate_all();
 
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers));
     if let Some(token) = minted {
@@ -408,5 +409,6 @@ pub async fn delete(
         .delete_connection(&org.0, &connection.id, state.clock.now_ms())
         .await?;
     state.connections.invalidate(&connection.id).await;
+    state.triggers.invalidate_all();
     Ok(HttpResponse::Ok().json(json!({"connectionId": connection.id, "deleted": true})))
 }

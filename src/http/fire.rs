@@ -8,10 +8,10 @@ use serde_json::{json, Map, Value};
 use super::auth::{authenticate, AuthError};
 use super::body;
 use super::error::ApiError;
+use super::trigger_cache::live_trigger;
 use super::State;
 use crate::clock::rfc3339;
 use crate::pipeline::contact::normalize_email;
-use crate::pipeline::schema::PayloadSchema;
 use crate::pipeline::{canonical, FireRequest, Fired, Replay};
 use crate::store::{FireMode, OUTCOME_DISABLED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED};
 
@@ -165,7 +165,7 @@ async fn handle(
         env.set("idempotencyKey", k.clone());
     }
 
-    let Some(trigger) = state.store.get_trigger(&org.0, &env.trigger_id).await? else {
+    let Some(trigger) = live_trigger(state, &org.0, &env.trigger_id).await? else {
         return Ok(env.answer(
             StatusCode::NOT_FOUND,
             "trigger_event_not_found",
@@ -173,9 +173,7 @@ async fn handle(
             format!("no trigger `{}`", env.trigger_id),
         ));
     };
-    let schema: PayloadSchema =
-        serde_json::from_str(&trigger.payload_schema).map_err(ApiError::internal)?;
-    let resolved = match schema.resolve(&payload) {
+    let resolved = match trigger.schema.resolve(&payload) {
         Ok(r) => r,
         Err(problems) => {
             env.set("problems", problems);
@@ -215,7 +213,7 @@ async fn handle(
         ));
     }
 
-    let mode = if trigger.status == "enabled" {
+    let mode = if trigger.enabled {
         FireMode::Run
     } else {
         FireMode::Disabled
@@ -224,7 +222,7 @@ async fn handle(
         .pipeline
         .fire(FireRequest {
             org_id: org.0,
-            trigger_id: trigger.id,
+            trigger_id: trigger.id.clone(),
             source: "api".into(),
             key: key.map(|k| ("api".to_owned(), k)),
             request_hash: canonical::hash(&Value::Object(payload)),

@@ -3,6 +3,7 @@
 mod auth;
 pub use auth::key_cache;
 pub use receive::connection_cache;
+pub use trigger_cache::trigger_cache;
 mod automations;
 pub mod body;
 mod connections;
@@ -12,6 +13,7 @@ mod fire;
 mod ops;
 mod page;
 mod receive;
+mod trigger_cache;
 mod triggers;
 
 use std::sync::Arc;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub settings: Settings,
     pub keys: auth::KeyCache,
     pub connections: receive::ConnectionCache,
+    pub triggers: trigger_cache::TriggerCache,
     /// Base of the receive URLs shown in connection responses.
     pub public_url: String,
 }

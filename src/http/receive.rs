@@ -11,10 +11,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorType};
+use super::trigger_cache::live_trigger;
 use super::State;
 use crate::pipeline::contact::normalize_email;
 use crate::pipeline::schema::PayloadSchema;
-use crate::pipeline::FireRequest;
+use crate::pipeline::{FireRequest, Fired};
 use crate::store::{
     ConnectionRow, FireMode, OUTCOME_IGNORED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED,
 };
@@ -126,9 +127,16 @@ pub async fn receive(
         },
     )?;
 
-    let trigger_id = format!("{}:{}:{}", provider.slug(), connection_id, delivery.event);
     let org_id = connection.row.org_id.clone();
-    let trigger = state.store.get_trigger(&org_id, &trigger_id).await?;
+    let request_hash = hex::encode(Sha256::digest(&body));
+    // A provider's retry is answered from memory before any further work.
+    let key = (connection_id.as_str(), delivery.dedupe_id.as_str());
+    if let Some(earlier) = state.pipeline.remembered(&org_id, key, &request_hash).await {
+        return Ok(duplicate(&state, provider, &delivery.event, &earlier));
+    }
+
+    let trigger_id = format!("{}:{}:{}", provider.slug(), connection_id, delivery.event);
+    let trigger = live_trigger(&state, &org_id, &trigger_id).await?;
     let (mode, email, payload) = match (&delivery.action, &trigger) {
         (Action::Ignore(reason), _) => (FireMode::Ignore(reason.clone()), None, Default::default()),
         (Action::Fire(_), None) => (
@@ -136,14 +144,12 @@ pub async fn receive(
             None,
             Default::default(),
         ),
-        (Action::Fire(_), Some(t)) if t.status != "enabled" => (
+        (Action::Fire(_), Some(t)) if !t.enabled => (
             FireMode::Ignore("trigger_disabled".into()),
             None,
             Default::default(),
         ),
-        (Action::Fire(record), Some(t)) => {
-            resolve(&state, &org_id, record, &t.payload_schema).await?
-        }
+        (Action::Fire(record), Some(t)) => resolve(&state, &org_id, record, &t.schema).await?,
     };
     let identities = match &mode {
         FireMode::Run => provider
@@ -165,7 +171,7 @@ pub async fn receive(
             trigger_id: trigger_id.clone(),
             source: provider.slug().into(),
             key: Some((connection_id, delivery.dedupe_id.clone())),
-            request_hash: hex::encode(Sha256::digest(&body)),
+            request_hash,
             mode: mode.clone(),
             contact_email: email,
             identities,
@@ -175,17 +181,11 @@ pub async fn receive(
         })
         .await?;
 
-    let metrics = &state.metrics;
     if fired.replay.is_some() {
-        metrics
-            .duplicates
-            .with_label_values(&[provider.slug()])
-            .inc();
-        let mut out = received("duplicate", &delivery.event);
-        out.insert("triggerInstanceId".into(), json!(fired.instance_id));
-        return Ok(HttpResponse::Ok().json(out));
+        return Ok(duplicate(&state, provider, &delivery.event, &fired));
     }
-    metrics
+    state
+        .metrics
         .fires
         .with_label_values(&[provider.slug(), &fired.outcome])
         .inc();
@@ -210,12 +210,24 @@ pub async fn receive(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// The answer to a delivery whose event id was seen before: the earlier fire's instance.
+fn duplicate(state: &State, provider: Provider, event: &str, earlier: &Fired) -> HttpResponse {
+    state
+        .metrics
+        .duplicates
+        .with_label_values(&[provider.slug()])
+        .inc();
+    let mut out = received("duplicate", event);
+    out.insert("triggerInstanceId".into(), json!(earlier.instance_id));
+    HttpResponse::Ok().json(out)
+}
+
 /// Finds the contact a record is about and checks the record against the trigger's schema.
 async fn resolve(
     state: &State,
     org_id: &str,
     record: &ContactRecord,
-    schema: &str,
+    schema: &PayloadSchema,
 ) -> Result<(FireMode, Option<String>, serde_json::Map<String, Value>), ApiError> {
     let ignore = |reason: &str| Ok((FireMode::Ignore(reason.into()), None, Default::default()));
     let email = match (&record.email, &record.lookup) {
@@ -237,7 +249,6 @@ async fn resolve(
     };
     let mut fields = record.fields.clone();
     fields.insert("email".into(), json!(email));
-    let schema: PayloadSchema = serde_json::from_str(schema).map_err(ApiError::internal)?;
     match schema.resolve(&fields) {
         Ok(resolved) => Ok((FireMode::Run, Some(email), resolved.values)),
         Err(_) => ignore("payload_mismatch"),

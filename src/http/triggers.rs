@@ -99,6 +99,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.insert_trigger(&trigger).await?;
+    state.triggers.invalidate_all();
     Ok(HttpResponse::Created().json(render(&trigger)))
 }
 
@@ -164,5 +165,6 @@ pub async fn patch(
     }
     trigger.updated_at = state.clock.now_ms();
     state.store.update_trigger(&trigger).await?;
+    state.triggers.invalidate_all();
     Ok(HttpResponse::Ok().json(render(&trigger)))
 }

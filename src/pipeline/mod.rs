@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::ids;
@@ -57,18 +58,92 @@ pub enum Replay {
     DifferentRequest,
 }
 
-/// A fire whose key is held, as the cache keeps it.
+/// A fire whose key is held, as the cache keeps it: lean, because the cache holds up to
+/// `fire.cache_capacity` of them.
 #[derive(Debug)]
 struct Claimed {
-    request_hash: String,
-    fired: Fired,
+    request_hash: Box<str>,
+    instance_id: Box<str>,
+    received_at_ms: i64,
+    outcome: Box<str>,
+    runs: Box<[ClaimedRun]>,
+}
+
+/// A run the held fire started.
+#[derive(Debug)]
+struct ClaimedRun {
+    id: Box<str>,
+    automation_id: Box<str>,
+    automation_name: Box<str>,
+}
+
+impl Claimed {
+    fn new(request_hash: &str, fired: &Fired) -> Claimed {
+        Claimed {
+            request_hash: request_hash.into(),
+            instance_id: fired.instance_id.as_str().into(),
+            received_at_ms: fired.received_at_ms,
+            outcome: fired.outcome.as_str().into(),
+            runs: fired
+                .run_ids
+                .iter()
+                .zip(&fired.automations)
+                .map(|(run, (id, name))| ClaimedRun {
+                    id: run.as_str().into(),
+                    automation_id: id.as_str().into(),
+                    automation_name: name.as_str().into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The earlier fire, as the answer to a request with this hash.
+    fn replay_for(&self, request_hash: &str) -> Fired {
+        Fired {
+            instance_id: self.instance_id.to_string(),
+            received_at_ms: self.received_at_ms,
+            outcome: self.outcome.to_string(),
+            run_ids: self.runs.iter().map(|run| run.id.to_string()).collect(),
+            automations: self
+                .runs
+                .iter()
+                .map(|run| {
+                    (
+                        run.automation_id.to_string(),
+                        run.automation_name.to_string(),
+                    )
+                })
+                .collect(),
+            replay: Some(if *self.request_hash == *request_hash {
+                Replay::SameRequest
+            } else {
+                Replay::DifferentRequest
+            }),
+        }
+    }
+}
+
+/// The cache's key: a digest of (org, scope, key), 16 bytes whatever the key's length.
+type ClaimKey = u128;
+
+fn claim_key(org_id: &str, scope: &str, key: &str) -> ClaimKey {
+    let digest = Sha256::new()
+        .chain_update(org_id)
+        .chain_update([0])
+        .chain_update(scope)
+        .chain_update([0])
+        .chain_update(key)
+        .finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
 }
 
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
     clock: Clock,
-    claims: Cache<String, Arc<Claimed>>,
+    claims: Cache<ClaimKey, Arc<Claimed>>,
     window_ms: i64,
 }
 
@@ -78,14 +153,14 @@ struct UntilWindowCloses {
     clock: Clock,
 }
 
-impl Expiry<String, Arc<Claimed>> for UntilWindowCloses {
+impl Expiry<ClaimKey, Arc<Claimed>> for UntilWindowCloses {
     fn expire_after_create(
         &self,
-        _: &String,
+        _: &ClaimKey,
         value: &Arc<Claimed>,
         _: Instant,
     ) -> Option<Duration> {
-        let left = value.fired.received_at_ms + self.window_ms - self.clock.now_ms();
+        let left = value.received_at_ms + self.window_ms - self.clock.now_ms();
         Some(Duration::from_millis(left.max(0) as u64))
     }
 }
@@ -133,7 +208,7 @@ impl Pipeline {
                 FireWritten::Existing(_) => unreachable!("a fire without a key claims nothing"),
             };
         };
-        let cache_key = format!("{}\u{0}{scope}\u{0}{key}", req.org_id);
+        let cache_key = claim_key(&req.org_id, &scope, &key);
         let claim = KeyClaim {
             scope,
             key,
@@ -152,16 +227,13 @@ impl Pipeline {
                         if req.release_key_without_runs && fired.run_ids.is_empty() {
                             Err(ClaimError::Released(fired))
                         } else {
-                            Ok(Arc::new(Claimed {
-                                request_hash: req.request_hash.clone(),
-                                fired,
-                            }))
+                            Ok(Arc::new(Claimed::new(&req.request_hash, &fired)))
                         }
                     }
-                    Ok(FireWritten::Existing(existing)) => Ok(Arc::new(Claimed {
-                        request_hash: existing.request_hash,
-                        fired: from_instance(&existing.instance),
-                    })),
+                    Ok(FireWritten::Existing(existing)) => Ok(Arc::new(Claimed::new(
+                        &existing.request_hash,
+                        &from_instance(&existing.instance),
+                    ))),
                 }
             })
             .await;
@@ -172,15 +244,24 @@ impl Pipeline {
                 ClaimError::Db(db) => anyhow::bail!("fire transaction failed: {db}"),
             },
         };
-        let mut answer = claimed.fired.clone();
-        if answer.instance_id != instance_id {
-            answer.replay = Some(if claimed.request_hash == req.request_hash {
-                Replay::SameRequest
-            } else {
-                Replay::DifferentRequest
-            });
+        let mut answer = claimed.replay_for(&req.request_hash);
+        if *claimed.instance_id == *instance_id {
+            answer.replay = None;
         }
         Ok(answer)
+    }
+
+    /// The earlier fire that holds this key, when this process remembers one: lets a
+    /// duplicate be answered before any other work. `None` says nothing: the database may
+    /// still know the key, and [`Pipeline::fire`] asks it.
+    pub async fn remembered(
+        &self,
+        org_id: &str,
+        (scope, key): (&str, &str),
+        request_hash: &str,
+    ) -> Option<Fired> {
+        let claimed = self.claims.get(&claim_key(org_id, scope, key)).await?;
+        Some(claimed.replay_for(request_hash))
     }
 
     async fn write(
@@ -206,7 +287,7 @@ impl Pipeline {
             now_ms,
             key_expired_before_ms: now_ms - self.window_ms,
         };
-        self.store.fire(&write).await
+        self.store.fire(write).await
     }
 }
 

@@ -297,10 +297,10 @@ async fn write_fire<T: FireTx>(tx: &mut T, w: &FireWrite) -> Result<FireWritten,
 impl Store {
     /// Writes one fire, or reports the earlier fire that holds its key. On SQLite the fire
     /// joins the committer's next batch; on PostgreSQL it is its own transaction.
-    pub async fn fire(&self, w: &FireWrite) -> Result<FireWritten, FireError> {
+    pub async fn fire(&self, w: FireWrite) -> Result<FireWritten, FireError> {
         match &self.backend {
-            Backend::Sqlite { committer, .. } => committer.submit(w.clone()).await,
-            Backend::Postgres(pool) => Ok(postgres::fire(pool, w).await?),
+            Backend::Sqlite { committer, .. } => committer.submit(w).await,
+            Backend::Postgres(pool) => Ok(postgres::fire(pool, &w).await?),
         }
     }
 
