@@ -103,9 +103,18 @@ fn hmac_sha256_any(
     parts: &[&[u8]],
     macs: &[Vec<u8>],
 ) -> Result<(), VerifyError> {
-    let matched = secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-            .expect("HMAC accepts keys of any length");
+    hmac_sha256_any_key(secrets.iter().map(|s| s.expose().as_bytes()), parts, macs)
+}
+
+/// [`hmac_sha256_any`] with the keys given as bytes.
+fn hmac_sha256_any_key<K: AsRef<[u8]>>(
+    keys: impl IntoIterator<Item = K>,
+    parts: &[&[u8]],
+    macs: &[Vec<u8>],
+) -> Result<(), VerifyError> {
+    let matched = keys.into_iter().any(|key| {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("HMAC accepts keys of any length");
         for part in parts {
             mac.update(part);
         }
