@@ -1,9 +1,9 @@
 //! Group commit for SQLite fires.
 //!
 //! One thread owns a connection of its own and commits every fire that is waiting as one
-//! transaction, so concurrent fires share one fsync. Each fire runs in its own savepoint,
-//! so a failing or duplicate fire leaves the others of its batch intact, and every request
-//! is answered only after the batch that holds it has committed.
+//! transaction, so concurrent fires share one fsync. A failing fire leaves the others of
+//! its batch intact (see [`commit_batch`]), and every request is answered only after the
+//! batch that holds it has committed.
 //!
 //! The thread talks to SQLite through rusqlite rather than sqlx: sqlx hands each statement
 //! to a worker thread and wakes the caller with its result, and with a dozen statements
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_executor::block_on;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -112,21 +112,56 @@ fn run_batches(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Commits a batch. Fires rarely fail, so the batch is first written without savepoints,
+/// which cost a copy of every page a fire touches; if a fire does fail, that attempt is
+/// rolled back and the batch is written again with a savepoint per fire.
 fn commit_batch(
     conn: &mut Connection,
     batch: &[Job],
 ) -> rusqlite::Result<Vec<Result<FireWritten, FireError>>> {
-    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    match commit_together(conn, batch)? {
+        Some(results) => Ok(results),
+        None => commit_one_by_one(conn, batch),
+    }
+}
+
+/// Every fire of the batch in one transaction; `None` (and nothing written) if one failed.
+/// A fire whose key is held writes nothing before it finds out, so it needs no rollback.
+fn commit_together(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> rusqlite::Result<Option<Vec<Result<FireWritten, FireError>>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut fire = Savepoint(tx.savepoint()?);
         // The statements never wait, so the future completes on its first poll.
-        let written = block_on(write_fire(&mut fire, &job.write));
+        match block_on(write_fire(&mut Writer(&tx), &job.write)) {
+            Ok(written) => results.push(Ok(written)),
+            Err(e) => {
+                tracing::warn!(error = %e, "a fire failed; writing its batch fire by fire");
+                return Ok(None);
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(Some(results))
+}
+
+/// Each fire in its own savepoint, so a failing one leaves the others of its batch intact.
+fn commit_one_by_one(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> rusqlite::Result<Vec<Result<FireWritten, FireError>>> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = tx.savepoint()?;
+        let written = block_on(write_fire(&mut Writer(&savepoint), &job.write));
         if matches!(written, Ok(FireWritten::Recorded(_))) {
-            fire.0.commit()?;
+            savepoint.commit()?;
         } else {
             // Rolls back to the savepoint and releases it.
-            fire.0.finish()?;
+            savepoint.finish()?;
         }
         results.push(written.map_err(FireError::from));
     }
@@ -134,17 +169,17 @@ fn commit_batch(
     Ok(results)
 }
 
-/// One fire's savepoint inside the batch transaction.
-struct Savepoint<'conn>(rusqlite::Savepoint<'conn>);
+/// The statements of a fire on the committer's open transaction or savepoint.
+struct Writer<'conn>(&'conn Connection);
 
-impl Savepoint<'_> {
+impl Writer<'_> {
     fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<()> {
         self.0.prepare_cached(sql)?.execute(params)?;
         Ok(())
     }
 }
 
-impl FireTx for Savepoint<'_> {
+impl FireTx for Writer<'_> {
     type Error = rusqlite::Error;
 
     async fn claim_key(&mut self, w: &FireWrite, claim: &KeyClaim) -> rusqlite::Result<bool> {
@@ -303,4 +338,88 @@ fn replay_record(row: &Row<'_>) -> rusqlite::Result<ReplayRecord> {
             received_at: row.get(12)?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::{DatabaseSettings, SecretString};
+    use crate::store::{FireMode, Store};
+
+    fn ignored_fire(instance_id: &str, key: &str) -> FireWrite {
+        FireWrite {
+            org_id: "org_1".into(),
+            trigger_id: "api:welcome".into(),
+            instance_id: instance_id.into(),
+            source: "api".into(),
+            claim: Some(KeyClaim {
+                scope: "api".into(),
+                key: key.into(),
+                request_hash: "hash".into(),
+            }),
+            mode: FireMode::Ignore("no_email".into()),
+            contact_email: None,
+            contact: Default::default(),
+            identities: vec![],
+            payload: Default::default(),
+            warnings: Value::Array(vec![]),
+            release_key_without_runs: false,
+            now_ms: 1_000,
+            key_expired_before_ms: 0,
+        }
+    }
+
+    fn count(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_fire_leaves_the_rest_of_its_batch_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("firehook.db");
+        let settings = DatabaseSettings {
+            url: SecretString::new(format!("sqlite://{}", path.display())),
+            max_connections: 2,
+            sqlite_synchronous: SqliteSynchronous::Full,
+        };
+        Store::connect(&settings)
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        let mut conn = open(&path, SqliteSynchronous::Full).unwrap();
+
+        // The third fire reuses the first one's instance id, so its insert fails.
+        let writes = [
+            ignored_fire("tin_a", "key-a"),
+            ignored_fire("tin_b", "key-b"),
+            ignored_fire("tin_a", "key-c"),
+        ];
+        let jobs: Vec<Job> = writes
+            .into_iter()
+            .map(|write| Job {
+                write,
+                reply: oneshot::channel().0,
+            })
+            .collect();
+        let results = commit_batch(&mut conn, &jobs).unwrap();
+
+        assert!(matches!(results[0], Ok(FireWritten::Recorded(_))));
+        assert!(matches!(results[1], Ok(FireWritten::Recorded(_))));
+        assert!(matches!(results[2], Err(FireError::Sqlite(_))));
+        assert_eq!(count(&conn, "trigger_instances"), 2);
+        // The failed fire's key claim was rolled back with it: a retry can fire.
+        let claimed: Vec<String> = conn
+            .prepare("SELECT key FROM fire_keys ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(claimed, ["key-a", "key-b"]);
+    }
 }
