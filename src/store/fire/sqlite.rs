@@ -27,6 +27,10 @@ use crate::store::TriggerInstanceRow;
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
+/// The committer's page cache, in KiB. SQLite's default of 2 MiB stopped holding the
+/// inner pages of the indexes a fire inserts into (keys, contacts, identities) once the
+/// database grew, and each miss is a read from the OS.
+const COMMITTER_CACHE_KIB: i64 = 16 * 1024;
 
 #[derive(Clone)]
 pub(in crate::store) struct Committer {
@@ -46,6 +50,7 @@ impl Committer {
         synchronous: SqliteSynchronous,
     ) -> anyhow::Result<Committer> {
         let conn = open(path, synchronous)?;
+        conn.pragma_update(None, "cache_size", -COMMITTER_CACHE_KIB)?;
         let (jobs, queue) = mpsc::channel(MAX_BATCH * 8);
         std::thread::Builder::new()
             .name("sqlite-committer".into())
