@@ -121,30 +121,37 @@ const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.trigger_id, i.source, i
      JOIN trigger_instances i ON i.id = k.trigger_instance_id \
      WHERE k.org_id = $1 AND k.scope = $2 AND k.key = $3";
 
-const UPSERT_CONTACT: &str = "INSERT INTO contacts (org_id, email, first_name, last_name, \
-     subscribed, custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-     ON CONFLICT (org_id, email) DO UPDATE SET \
-     first_name = COALESCE(excluded.first_name, contacts.first_name), \
-     last_name = COALESCE(excluded.last_name, contacts.last_name), \
-     subscribed = COALESCE(excluded.subscribed, contacts.subscribed), \
-     custom_fields = excluded.custom_fields, updated_at = excluded.updated_at";
-
-const DEFINE_FIELD: &str = "INSERT INTO contact_fields (org_id, key, type, created_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, key) DO NOTHING";
-
-const LINK_IDENTITY: &str = "INSERT INTO contact_identities (org_id, field, value, email) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email";
+/// Inserts or updates a contact; `$fields` is the SQL of its merged custom fields (`$6`
+/// holds this fire's).
+macro_rules! upsert_contact {
+    ($fields:literal) => {
+        concat!(
+            "INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
+             custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (org_id, email) DO UPDATE SET \
+             first_name = COALESCE(excluded.first_name, contacts.first_name), \
+             last_name = COALESCE(excluded.last_name, contacts.last_name), \
+             subscribed = COALESCE(excluded.subscribed, contacts.subscribed), \
+             custom_fields = ",
+            $fields,
+            ", updated_at = excluded.updated_at"
+        )
+    };
+}
+use upsert_contact;
 
 const PUBLISHED: &str = "SELECT id, name, version FROM automations \
      WHERE trigger_id = $1 AND published = $2 ORDER BY id";
 
-const INSERT_RUN: &str = "INSERT INTO runs (id, org_id, automation_id, automation_version, \
-     trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
-const INSERT_INSTANCE: &str = "INSERT INTO trigger_instances (id, org_id, trigger_id, source, \
-     outcome, reason, idempotency_key, contact_email, payload, warnings, run_ids, automations, \
-     received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+/// Inserts the trigger instance (`$1` to `$13`).
+macro_rules! insert_instance {
+    () => {
+        "INSERT INTO trigger_instances (id, org_id, trigger_id, source, outcome, reason, \
+         idempotency_key, contact_email, payload, warnings, run_ids, automations, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    };
+}
+use insert_instance;
 
 const RELEASE_KEY: &str = "DELETE FROM fire_keys WHERE org_id = $1 AND scope = $2 AND key = $3";
 
@@ -156,17 +163,41 @@ struct Published {
 }
 
 /// One run to insert.
-struct NewRun<'a> {
-    id: &'a str,
-    automation: &'a Published,
+struct NewRun {
+    id: String,
+    automation: Published,
+}
+
+/// What a fire records besides its key and contact: the runs it starts and its instance.
+struct NewRecord<'a> {
+    runs: &'a [NewRun],
+    outcome: &'static str,
+    reason: Option<&'a str>,
+    /// The resolved payload as JSON, stored once per run and on the instance.
     payload: &'a str,
 }
 
-/// One trigger instance to insert.
-struct NewInstance<'a> {
-    record: &'a FireRecord,
-    reason: Option<&'a str>,
-    payload: &'a str,
+impl NewRecord<'_> {
+    fn run_ids_json(&self) -> String {
+        Value::Array(
+            self.runs
+                .iter()
+                .map(|r| Value::String(r.id.clone()))
+                .collect(),
+        )
+        .to_string()
+    }
+
+    fn automations_json(&self) -> String {
+        let list = self
+            .runs
+            .iter()
+            .map(
+                |r| serde_json::json!({"automationId": r.automation.id, "name": r.automation.name}),
+            )
+            .collect();
+        Value::Array(list).to_string()
+    }
 }
 
 /// The statements of a fire on an open transaction of one backend. The fire itself
@@ -182,39 +213,12 @@ trait FireTx {
         org_id: &str,
         claim: &KeyClaim,
     ) -> Result<ReplayRecord, Self::Error>;
-    /// The contact's stored custom fields (JSON), read so that this fire's fields merge in;
-    /// PostgreSQL locks the row so that concurrent fires for one contact merge too.
-    async fn stored_fields(
-        &mut self,
-        org_id: &str,
-        email: &str,
-    ) -> Result<Option<String>, Self::Error>;
-    async fn upsert_contact(
-        &mut self,
-        w: &FireWrite,
-        email: &str,
-        fields: &str,
-    ) -> Result<(), Self::Error>;
-    async fn define_field(
-        &mut self,
-        w: &FireWrite,
-        key: &str,
-        kind: &str,
-    ) -> Result<(), Self::Error>;
-    async fn link_identity(
-        &mut self,
-        w: &FireWrite,
-        field: &str,
-        value: &str,
-        email: &str,
-    ) -> Result<(), Self::Error>;
+    /// Inserts or updates the contact (its custom fields merge into the stored ones),
+    /// defines custom fields not seen before and links the fire's provider ids to it.
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> Result<(), Self::Error>;
     async fn published(&mut self, trigger_id: &str) -> Result<Vec<Published>, Self::Error>;
-    async fn insert_run(&mut self, w: &FireWrite, run: &NewRun<'_>) -> Result<(), Self::Error>;
-    async fn insert_instance(
-        &mut self,
-        w: &FireWrite,
-        instance: &NewInstance<'_>,
-    ) -> Result<(), Self::Error>;
+    /// Inserts the runs and the trigger instance.
+    async fn record(&mut self, w: &FireWrite, record: &NewRecord<'_>) -> Result<(), Self::Error>;
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> Result<(), Self::Error>;
 }
 
@@ -228,64 +232,49 @@ async fn write_fire<T: FireTx>(tx: &mut T, w: &FireWrite) -> Result<FireWritten,
         }
     }
 
-    let mut record = FireRecord {
-        outcome: OUTCOME_IGNORED,
-        run_ids: vec![],
-        automations: vec![],
-    };
+    let mut outcome = OUTCOME_IGNORED;
     let mut reason = None;
-    // Serialised once: every run and the instance store the same payload.
-    let payload = Value::Object(w.payload.clone()).to_string();
+    let mut runs = vec![];
     match &w.mode {
         FireMode::Ignore(why) => reason = Some(why.as_str()),
-        FireMode::Disabled => record.outcome = OUTCOME_DISABLED,
+        FireMode::Disabled => outcome = OUTCOME_DISABLED,
         FireMode::Run => {
             if let Some(email) = &w.contact_email {
-                let stored = tx.stored_fields(&w.org_id, email).await?;
-                let mut fields: Map<String, Value> = stored
-                    .and_then(|s| serde_json::from_str(&s).ok())
-                    .unwrap_or_default();
-                fields.extend(
-                    w.contact
-                        .custom_fields
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone())),
-                );
-                tx.upsert_contact(w, email, &Value::Object(fields).to_string())
-                    .await?;
-                for (key, value) in &w.contact.custom_fields {
-                    tx.define_field(w, key, json_type(value)).await?;
-                }
-                for (field, value) in &w.identities {
-                    tx.link_identity(w, field, value, email).await?;
-                }
+                tx.upsert_contact(w, email).await?;
             }
             let published = tx.published(&w.trigger_id).await?;
-            record.outcome = if published.is_empty() {
+            outcome = if published.is_empty() {
                 OUTCOME_NO_PUBLISHED
             } else {
                 OUTCOME_TRIGGERED
             };
-            for automation in &published {
-                let run_id = crate::ids::new_id(crate::ids::RUN);
-                let run = NewRun {
-                    id: &run_id,
+            runs = published
+                .into_iter()
+                .map(|automation| NewRun {
+                    id: crate::ids::new_id(crate::ids::RUN),
                     automation,
-                    payload: &payload,
-                };
-                tx.insert_run(w, &run).await?;
-                record.run_ids.push(run_id);
-            }
-            record.automations = published.into_iter().map(|a| (a.id, a.name)).collect();
+                })
+                .collect();
         }
     }
-
-    let instance = NewInstance {
-        record: &record,
+    // Serialised once: every run and the instance store the same payload.
+    let payload = Value::Object(w.payload.clone()).to_string();
+    let new = NewRecord {
+        runs: &runs,
+        outcome,
         reason,
         payload: &payload,
     };
-    tx.insert_instance(w, &instance).await?;
+    tx.record(w, &new).await?;
+
+    let record = FireRecord {
+        outcome,
+        run_ids: runs.iter().map(|r| r.id.clone()).collect(),
+        automations: runs
+            .into_iter()
+            .map(|r| (r.automation.id, r.automation.name))
+            .collect(),
+    };
     if w.release_key_without_runs && record.run_ids.is_empty() {
         if let Some(claim) = &w.claim {
             tx.release_key(&w.org_id, claim).await?;
@@ -324,14 +313,7 @@ impl Store {
     }
 }
 
-fn automations_json(automations: &[(String, String)]) -> String {
-    let list: Vec<Value> = automations
-        .iter()
-        .map(|(id, name)| serde_json::json!({"automationId": id, "name": name}))
-        .collect();
-    Value::Array(list).to_string()
-}
-
+/// The type a custom field is defined with, from its first value.
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

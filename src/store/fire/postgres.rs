@@ -1,12 +1,13 @@
-//! Fires on PostgreSQL: each fire is its own transaction; the server groups concurrent
-//! commits itself.
+//! Fires on PostgreSQL: each fire is its own transaction (the server groups concurrent
+//! commits itself), in as few round trips as the steps allow.
 
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 
+use serde_json::Value;
+
 use super::{
-    write_fire, FireTx, FireWrite, FireWritten, KeyClaim, NewInstance, NewRun, Published,
-    ReplayRecord, CLAIM_KEY, DEFINE_FIELD, INSERT_INSTANCE, INSERT_RUN, KEY_HOLDER, LINK_IDENTITY,
-    PUBLISHED, RELEASE_KEY, UPSERT_CONTACT,
+    insert_instance, json_type, upsert_contact, write_fire, FireTx, FireWrite, FireWritten,
+    KeyClaim, NewRecord, Published, ReplayRecord, CLAIM_KEY, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
 use crate::store::TriggerInstanceRow;
 
@@ -50,58 +51,40 @@ impl FireTx for PgConnection {
         })
     }
 
-    async fn stored_fields(&mut self, org_id: &str, email: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2 FOR UPDATE",
-        )
-        .bind(org_id)
-        .bind(email)
-        .fetch_optional(&mut *self)
-        .await
-    }
-
-    async fn upsert_contact(
-        &mut self,
-        w: &FireWrite,
-        email: &str,
-        fields: &str,
-    ) -> sqlx::Result<()> {
-        sqlx::query(UPSERT_CONTACT)
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> sqlx::Result<()> {
+        // One round trip: the row lock the upsert takes orders concurrent merges.
+        const UPSERT: &str = concat!(
+            "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
+             SELECT $1, f.key, f.type, $7 FROM unnest($8::text[], $9::text[]) AS f(key, type) \
+             ON CONFLICT (org_id, key) DO NOTHING), \
+             linked AS (INSERT INTO contact_identities (org_id, field, value, email) \
+             SELECT $1, i.field, i.value, $2 FROM unnest($10::text[], $11::text[]) AS i(field, value) \
+             ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email) ",
+            upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text")
+        );
+        let c = &w.contact;
+        let (keys, types): (Vec<&str>, Vec<&str>) = c
+            .custom_fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), json_type(v)))
+            .unzip();
+        let (fields, values): (Vec<&str>, Vec<&str>) = w
+            .identities
+            .iter()
+            .map(|(f, v)| (f.as_str(), v.as_str()))
+            .unzip();
+        sqlx::query(UPSERT)
             .bind(&w.org_id)
             .bind(email)
-            .bind(&w.contact.first_name)
-            .bind(&w.contact.last_name)
-            .bind(w.contact.subscribed)
+            .bind(&c.first_name)
+            .bind(&c.last_name)
+            .bind(c.subscribed)
+            .bind(Value::Object(c.custom_fields.clone()).to_string())
+            .bind(w.now_ms)
+            .bind(keys)
+            .bind(types)
             .bind(fields)
-            .bind(w.now_ms)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn define_field(&mut self, w: &FireWrite, key: &str, kind: &str) -> sqlx::Result<()> {
-        sqlx::query(DEFINE_FIELD)
-            .bind(&w.org_id)
-            .bind(key)
-            .bind(kind)
-            .bind(w.now_ms)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn link_identity(
-        &mut self,
-        w: &FireWrite,
-        field: &str,
-        value: &str,
-        email: &str,
-    ) -> sqlx::Result<()> {
-        sqlx::query(LINK_IDENTITY)
-            .bind(&w.org_id)
-            .bind(field)
-            .bind(value)
-            .bind(email)
+            .bind(values)
             .execute(&mut *self)
             .await?;
         Ok(())
@@ -119,38 +102,41 @@ impl FireTx for PgConnection {
             .collect())
     }
 
-    async fn insert_run(&mut self, w: &FireWrite, run: &NewRun<'_>) -> sqlx::Result<()> {
-        sqlx::query(INSERT_RUN)
-            .bind(run.id)
-            .bind(&w.org_id)
-            .bind(&run.automation.id)
-            .bind(run.automation.version)
-            .bind(&w.trigger_id)
-            .bind(&w.instance_id)
-            .bind("queued")
-            .bind(w.contact_email.as_deref().unwrap_or_default())
-            .bind(run.payload)
-            .bind(w.now_ms)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_instance(&mut self, w: &FireWrite, i: &NewInstance<'_>) -> sqlx::Result<()> {
-        sqlx::query(INSERT_INSTANCE)
+    async fn record(&mut self, w: &FireWrite, r: &NewRecord<'_>) -> sqlx::Result<()> {
+        // One round trip for the runs and the instance. The runs' reference to the
+        // instance is checked at commit.
+        const RECORD: &str = concat!(
+            "WITH started AS (INSERT INTO runs (id, org_id, automation_id, automation_version, \
+             trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
+             SELECT r.id, $2, r.automation_id, r.version, $3, $1, 'queued', COALESCE($8, ''), \
+             $9, $13 FROM unnest($14::text[], $15::text[], $16::bigint[]) \
+             AS r(id, automation_id, version)) ",
+            insert_instance!()
+        );
+        let run_ids: Vec<&str> = r.runs.iter().map(|run| run.id.as_str()).collect();
+        let automation_ids: Vec<&str> = r
+            .runs
+            .iter()
+            .map(|run| run.automation.id.as_str())
+            .collect();
+        let versions: Vec<i64> = r.runs.iter().map(|run| run.automation.version).collect();
+        sqlx::query(RECORD)
             .bind(&w.instance_id)
             .bind(&w.org_id)
             .bind(&w.trigger_id)
             .bind(&w.source)
-            .bind(i.record.outcome)
-            .bind(i.reason)
+            .bind(r.outcome)
+            .bind(r.reason)
             .bind(w.claim.as_ref().map(|c| c.key.as_str()))
             .bind(&w.contact_email)
-            .bind(i.payload)
+            .bind(r.payload)
             .bind(w.warnings.to_string())
-            .bind(serde_json::to_string(&i.record.run_ids).unwrap_or_default())
-            .bind(super::automations_json(&i.record.automations))
+            .bind(r.run_ids_json())
+            .bind(r.automations_json())
             .bind(w.now_ms)
+            .bind(run_ids)
+            .bind(automation_ids)
+            .bind(versions)
             .execute(&mut *self)
             .await?;
         Ok(())

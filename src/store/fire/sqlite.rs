@@ -17,10 +17,12 @@ use futures_executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use serde_json::{Map, Value};
+
 use super::{
-    write_fire, FireError, FireTx, FireWrite, FireWritten, KeyClaim, NewInstance, NewRun,
-    Published, ReplayRecord, CLAIM_KEY, DEFINE_FIELD, INSERT_INSTANCE, INSERT_RUN, KEY_HOLDER,
-    LINK_IDENTITY, PUBLISHED, RELEASE_KEY, UPSERT_CONTACT,
+    insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
+    FireWritten, KeyClaim, NewRecord, Published, ReplayRecord, CLAIM_KEY, KEY_HOLDER, PUBLISHED,
+    RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
 use crate::store::TriggerInstanceRow;
@@ -215,29 +217,22 @@ impl FireTx for Writer<'_> {
         key_holder.query_row(params![org_id, claim.scope, claim.key], replay_record)
     }
 
-    async fn stored_fields(
-        &mut self,
-        org_id: &str,
-        email: &str,
-    ) -> rusqlite::Result<Option<String>> {
-        // The committer is SQLite's only writer of fires, so no lock is needed to merge.
-        let mut select = self.0.prepare_cached(
-            "SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2",
-        )?;
-        select
-            .query_row(params![org_id, email], |row| row.get(0))
-            .optional()
-    }
-
-    async fn upsert_contact(
-        &mut self,
-        w: &FireWrite,
-        email: &str,
-        fields: &str,
-    ) -> rusqlite::Result<()> {
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> rusqlite::Result<()> {
+        // The committer is SQLite's only writer of fires, so reading the stored fields and
+        // writing the merge back needs no lock.
+        let stored: Option<String> = self
+            .0
+            .prepare_cached("SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2")?
+            .query_row(params![w.org_id, email], |row| row.get(0))
+            .optional()?;
+        let mut fields: Map<String, Value> = stored
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
         let c = &w.contact;
+        fields.extend(c.custom_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let fields = Value::Object(fields).to_string();
         self.execute(
-            UPSERT_CONTACT,
+            upsert_contact!("excluded.custom_fields"),
             params![
                 w.org_id,
                 email,
@@ -247,21 +242,23 @@ impl FireTx for Writer<'_> {
                 fields,
                 w.now_ms
             ],
-        )
-    }
-
-    async fn define_field(&mut self, w: &FireWrite, key: &str, kind: &str) -> rusqlite::Result<()> {
-        self.execute(DEFINE_FIELD, params![w.org_id, key, kind, w.now_ms])
-    }
-
-    async fn link_identity(
-        &mut self,
-        w: &FireWrite,
-        field: &str,
-        value: &str,
-        email: &str,
-    ) -> rusqlite::Result<()> {
-        self.execute(LINK_IDENTITY, params![w.org_id, field, value, email])
+        )?;
+        for (key, value) in &c.custom_fields {
+            self.execute(
+                "INSERT INTO contact_fields (org_id, key, type, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, key) DO NOTHING",
+                params![w.org_id, key, json_type(value), w.now_ms],
+            )?;
+        }
+        for (field, value) in &w.identities {
+            self.execute(
+                "INSERT INTO contact_identities (org_id, field, value, email) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email",
+                params![w.org_id, field, value, email],
+            )?;
+        }
+        Ok(())
     }
 
     async fn published(&mut self, trigger_id: &str) -> rusqlite::Result<Vec<Published>> {
@@ -276,44 +273,41 @@ impl FireTx for Writer<'_> {
         rows.collect()
     }
 
-    async fn insert_run(&mut self, w: &FireWrite, run: &NewRun<'_>) -> rusqlite::Result<()> {
+    async fn record(&mut self, w: &FireWrite, r: &NewRecord<'_>) -> rusqlite::Result<()> {
+        for run in r.runs {
+            self.execute(
+                "INSERT INTO runs (id, org_id, automation_id, automation_version, trigger_id, \
+                 trigger_instance_id, status, contact_email, payload, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                params![
+                    run.id,
+                    w.org_id,
+                    run.automation.id,
+                    run.automation.version,
+                    w.trigger_id,
+                    w.instance_id,
+                    "queued",
+                    w.contact_email.as_deref().unwrap_or_default(),
+                    r.payload,
+                    w.now_ms
+                ],
+            )?;
+        }
         self.execute(
-            INSERT_RUN,
-            params![
-                run.id,
-                w.org_id,
-                run.automation.id,
-                run.automation.version,
-                w.trigger_id,
-                w.instance_id,
-                "queued",
-                w.contact_email.as_deref().unwrap_or_default(),
-                run.payload,
-                w.now_ms
-            ],
-        )
-    }
-
-    async fn insert_instance(
-        &mut self,
-        w: &FireWrite,
-        i: &NewInstance<'_>,
-    ) -> rusqlite::Result<()> {
-        self.execute(
-            INSERT_INSTANCE,
+            insert_instance!(),
             params![
                 w.instance_id,
                 w.org_id,
                 w.trigger_id,
                 w.source,
-                i.record.outcome,
-                i.reason,
+                r.outcome,
+                r.reason,
                 w.claim.as_ref().map(|c| c.key.as_str()),
                 w.contact_email,
-                i.payload,
+                r.payload,
                 w.warnings.to_string(),
-                serde_json::to_string(&i.record.run_ids).unwrap_or_default(),
-                super::automations_json(&i.record.automations),
+                r.run_ids_json(),
+                r.automations_json(),
                 w.now_ms
             ],
         )
