@@ -203,16 +203,18 @@ impl Pipeline {
         let now_ms = self.clock.now_ms();
         let instance_id = ids::new_id(ids::TRIGGER_INSTANCE);
         let Some((scope, key)) = req.key.clone() else {
-            return match self.write(&req, &instance_id, now_ms, None).await? {
+            return match self.write(req, &instance_id, now_ms, None).await? {
                 FireWritten::Recorded(record) => Ok(fired(instance_id, now_ms, record)),
                 FireWritten::Existing(_) => unreachable!("a fire without a key claims nothing"),
             };
         };
         let cache_key = claim_key(&req.org_id, &scope, &key);
+        let request_hash = req.request_hash.clone();
+        let release_key_without_runs = req.release_key_without_runs;
         let claim = KeyClaim {
             scope,
             key,
-            request_hash: req.request_hash.clone(),
+            request_hash: request_hash.clone(),
         };
         // Concurrent requests for one key in this process wait for the first one's
         // transaction instead of queueing their own; the database decides across processes.
@@ -220,14 +222,14 @@ impl Pipeline {
             .claims
             .entry(cache_key)
             .or_try_insert_with(async {
-                match self.write(&req, &instance_id, now_ms, Some(claim)).await {
+                match self.write(req, &instance_id, now_ms, Some(claim)).await {
                     Err(e) => Err(ClaimError::Db(e)),
                     Ok(FireWritten::Recorded(record)) => {
                         let fired = fired(instance_id.clone(), now_ms, record);
-                        if req.release_key_without_runs && fired.run_ids.is_empty() {
+                        if release_key_without_runs && fired.run_ids.is_empty() {
                             Err(ClaimError::Released(fired))
                         } else {
-                            Ok(Arc::new(Claimed::new(&req.request_hash, &fired)))
+                            Ok(Arc::new(Claimed::new(&request_hash, &fired)))
                         }
                     }
                     Ok(FireWritten::Existing(existing)) => Ok(Arc::new(Claimed::new(
@@ -244,7 +246,7 @@ impl Pipeline {
                 ClaimError::Db(db) => anyhow::bail!("fire transaction failed: {db}"),
             },
         };
-        let mut answer = claimed.replay_for(&req.request_hash);
+        let mut answer = claimed.replay_for(&request_hash);
         if *claimed.instance_id == *instance_id {
             answer.replay = None;
         }
@@ -266,23 +268,23 @@ impl Pipeline {
 
     async fn write(
         &self,
-        req: &FireRequest,
+        req: FireRequest,
         instance_id: &str,
         now_ms: i64,
         claim: Option<KeyClaim>,
     ) -> Result<FireWritten, FireError> {
         let write = FireWrite {
-            org_id: req.org_id.clone(),
-            trigger_id: req.trigger_id.clone(),
-            instance_id: instance_id.to_owned(),
-            source: req.source.clone(),
-            claim,
-            mode: req.mode.clone(),
-            contact_email: req.contact_email.clone(),
             contact: contact::contact_update(&req.payload),
-            identities: req.identities.clone(),
-            payload: req.payload.clone(),
-            warnings: Value::Array(req.warnings.clone()),
+            org_id: req.org_id,
+            trigger_id: req.trigger_id,
+            instance_id: instance_id.to_owned(),
+            source: req.source,
+            claim,
+            mode: req.mode,
+            contact_email: req.contact_email,
+            identities: req.identities,
+            payload: req.payload,
+            warnings: Value::Array(req.warnings),
             release_key_without_runs: req.release_key_without_runs,
             now_ms,
             key_expired_before_ms: now_ms - self.window_ms,
