@@ -102,21 +102,32 @@ fn build_server() -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("firehook"))
 }
 
-/// The SQLite `synchronous` setting the servers run with: FIREHOOK__DATABASE__SQLITE_SYNCHRONOUS
-/// if set (the servers inherit the environment), else config/default.toml's.
-fn sqlite_synchronous() -> String {
-    if let Ok(value) = std::env::var("FIREHOOK__DATABASE__SQLITE_SYNCHRONOUS") {
-        return format!("{value} (from the environment)");
+/// A setting of the servers under test: the environment variable if set (they inherit the
+/// environment), else config/default.toml's value; the second item says which.
+pub(crate) fn server_setting(env: &str, key: &str) -> Option<(String, &'static str)> {
+    if let Ok(value) = std::env::var(env) {
+        return Some((value, "from the environment"));
     }
     let defaults =
         std::fs::read_to_string(workspace_root().join("config/default.toml")).unwrap_or_default();
-    let value = defaults.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("sqlite_synchronous")?
-            .split('"')
-            .nth(1)
-    });
-    format!("{} (config/default.toml)", value.unwrap_or("unknown"))
+    defaults
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            (name.trim() == key).then(|| value.trim().trim_matches('"').to_owned())
+        })
+        .map(|value| (value, "config/default.toml"))
+}
+
+/// The SQLite `synchronous` setting the servers run with.
+fn sqlite_synchronous() -> String {
+    match server_setting(
+        "FIREHOOK__DATABASE__SQLITE_SYNCHRONOUS",
+        "sqlite_synchronous",
+    ) {
+        Some((value, source)) => format!("{value} ({source})"),
+        None => "unknown".into(),
+    }
 }
 
 fn machine() -> String {

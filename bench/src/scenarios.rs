@@ -21,8 +21,6 @@ const SOAK_BATCH: usize = 25_000;
 /// A soak batch is sized to be sent within this at the last batch's rate, so that its
 /// timestamps stay well inside the server's 5-minute tolerance.
 const SOAK_BATCH_SECS: f64 = 120.0;
-/// firehook's default `fire.cache_capacity`: the soak also reports growth once it is full.
-const DEDUPE_CACHE_KEYS: u64 = 100_000;
 /// Signed with a key the server does not know, for the rejection path.
 const BAD_SIGNATURES: usize = 1_000;
 /// Deliveries the bound cycles through (it keeps nothing, so repeats are not duplicates).
@@ -322,6 +320,7 @@ impl Bench {
         let mut total: Option<Outcome> = None;
         let (mut signed, mut sent) = (0, 0);
         let mut cache_full = None;
+        let dedupe_cache_keys = dedupe_cache_keys();
         let mut batch_size = SOAK_BATCH;
         while signed < plan.deliveries {
             let left = match plan.budget {
@@ -356,7 +355,7 @@ impl Bench {
                 mb(memory.peak),
                 outcome.accepted_per_sec()
             );
-            if sent >= DEDUPE_CACHE_KEYS {
+            if dedupe_cache_keys.is_some_and(|keys| sent >= keys) {
                 cache_full.get_or_insert((sent, memory.current));
             }
             match &mut total {
@@ -397,4 +396,12 @@ impl Bench {
 
 fn mb_signed(bytes: i64) -> f64 {
     bytes as f64 / 1_048_576.0
+}
+
+/// The servers' `fire.cache_capacity`: the soak also reports growth once the cache is full.
+fn dedupe_cache_keys() -> Option<u64> {
+    crate::server_setting("FIREHOOK__FIRE__CACHE_CAPACITY", "cache_capacity")?
+        .0
+        .parse()
+        .ok()
 }
