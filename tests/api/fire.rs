@@ -259,6 +259,44 @@ async fn disabled_trigger_records_the_fire_without_runs(backend: Backend) {
     assert_eq!(fires.body["data"][0]["outcome"], "trigger_disabled");
 }
 
+/// Triggers are cached per process: an edit must still apply to the very next fire.
+async fn trigger_edits_apply_to_the_next_fire(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (trigger, _) = published_trigger(&app).await;
+    let fire = |email: &'static str| {
+        let app = &app;
+        let trigger = &trigger;
+        async move {
+            app.fire(trigger, &json!({"payload": {"email": email}}), None)
+                .await
+        }
+    };
+    assert_envelope(&fire("a@b.co").await, 200, "triggered", "TRIGGERED");
+
+    let path = format!("/v1/automations/triggers/{trigger}");
+    let disabled = app.patch(&path, &json!({"status": "disabled"})).await;
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    assert_envelope(&fire("b@b.co").await, 422, "failed", "TRIGGER_DISABLED");
+
+    let schema = json!({"fields": [
+        {"key": "email", "type": "string", "required": true},
+        {"key": "plan", "type": "string", "required": true},
+    ]});
+    let edited = app
+        .patch(
+            &path,
+            &json!({"status": "enabled", "payloadSchema": schema}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    assert_envelope(
+        &fire("c@b.co").await,
+        400,
+        "payload_mismatch",
+        "PAYLOAD_MISMATCH",
+    );
+}
+
 async fn body_that_is_not_json_is_rejected(backend: Backend) {
     let app = spawn_app(backend).await;
     let (trigger, _) = published_trigger(&app).await;
@@ -441,6 +479,7 @@ crate::each_backend!(
     unexpected_keys_are_kept_and_reported,
     unknown_trigger_is_not_found,
     disabled_trigger_records_the_fire_without_runs,
+    trigger_edits_apply_to_the_next_fire,
     body_that_is_not_json_is_rejected,
     idempotency_key_must_be_1_to_100_characters,
     missing_or_bad_api_key_is_unauthorized,
