@@ -39,6 +39,16 @@ pub enum SqliteSynchronous {
     Normal,
 }
 
+impl SqliteSynchronous {
+    /// The value of SQLite's `PRAGMA synchronous`.
+    pub fn pragma_value(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct FireSettings {
     pub idempotency_window_secs: u64,

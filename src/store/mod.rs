@@ -27,11 +27,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::config::{DatabaseSettings, SqliteSynchronous as SyncSetting};
+use crate::config::{DatabaseSettings, SqliteSynchronous};
 
 #[derive(Clone)]
 pub struct Store {
@@ -103,11 +101,8 @@ impl Store {
                 .max_connections(1)
                 .connect_with(options.clone())
                 .await?;
-            let path = options.get_filename();
-            if path.as_os_str() == ":memory:" || url.contains("mode=memory") {
-                anyhow::bail!("database.url must name a SQLite file, not an in-memory database");
-            }
-            let committer = fire::Committer::start(path, settings.sqlite_synchronous)?;
+            let committer =
+                fire::Committer::start(options.get_filename(), settings.sqlite_synchronous)?;
             let read = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.max(2))
                 .connect_with(options.read_only(true))
@@ -149,8 +144,19 @@ impl Store {
     }
 }
 
-fn sqlite_options(url: &str, synchronous: SyncSetting) -> anyhow::Result<SqliteConnectOptions> {
+/// How long a SQLite connection waits for another one's write lock. Both the sqlx pools
+/// and the fire committer's connection use it.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn sqlite_options(
+    url: &str,
+    synchronous: SqliteSynchronous,
+) -> anyhow::Result<SqliteConnectOptions> {
     let options = SqliteConnectOptions::from_str(url)?;
+    // The fire committer opens the file a second time, which an in-memory database has not.
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        anyhow::bail!("database.url must name a SQLite file, not an in-memory database");
+    }
     if let Some(dir) = options.get_filename().parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
@@ -159,15 +165,38 @@ fn sqlite_options(url: &str, synchronous: SyncSetting) -> anyhow::Result<SqliteC
     Ok(options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(match synchronous {
-            SyncSetting::Full => SqliteSynchronous::Full,
-            SyncSetting::Normal => SqliteSynchronous::Normal,
-        })
+        .synchronous(synchronous.pragma_value().parse()?)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10)))
+        .busy_timeout(SQLITE_BUSY_TIMEOUT))
 }
 
 /// Whether an error is a unique-constraint violation (a duplicate, not a failure).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretString;
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite:file:x?mode=memory",
+        ] {
+            let settings = DatabaseSettings {
+                url: SecretString::new(url),
+                max_connections: 2,
+                sqlite_synchronous: SqliteSynchronous::Full,
+            };
+            let err = Store::connect(&settings).await.err().expect(url);
+            assert!(
+                err.to_string().contains("not an in-memory database"),
+                "{url}: {err}"
+            );
+        }
+    }
 }

@@ -11,7 +11,6 @@
 //! finish on one thread, with prepared statements kept between batches.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use futures_executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
@@ -25,7 +24,7 @@ use super::{
     RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
-use crate::store::TriggerInstanceRow;
+use crate::store::{TriggerInstanceRow, SQLITE_BUSY_TIMEOUT};
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
@@ -77,16 +76,9 @@ fn open(path: &Path, synchronous: SqliteSynchronous) -> anyhow::Result<Connectio
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match synchronous {
-            SqliteSynchronous::Full => "FULL",
-            SqliteSynchronous::Normal => "NORMAL",
-        },
-    )?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
