@@ -36,9 +36,11 @@ impl Application {
             "" => format!("http://{}", listener.local_addr()?),
             url => url.to_owned(),
         };
+        let metrics = Metrics::new();
         let pipeline = Pipeline::new(
             store.clone(),
             clock.clone(),
+            metrics.clone(),
             Duration::from_secs(settings.fire.idempotency_window_secs),
             settings.fire.cache_capacity,
         );
@@ -47,10 +49,7 @@ impl Application {
             store: store.clone(),
             pipeline,
             clock,
-            metrics: Metrics::new(),
-            keys: http::key_cache(),
-            connections: http::connection_cache(),
-            triggers: http::trigger_cache(),
+            metrics,
             public_url,
             settings,
         }));

@@ -2,26 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest};
-use moka::future::Cache;
 
 use super::error::{ApiError, ErrorType};
 use super::State;
 use crate::auth::hash_key;
-
-/// Key hash -> org id. Short-lived so that a revoked key stops working within a minute in
-/// every process.
-pub type KeyCache = Cache<String, String>;
-
-pub fn key_cache() -> KeyCache {
-    Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(Duration::from_secs(30))
-        .build()
-}
 
 /// The org an authenticated request acts for.
 #[derive(Debug, Clone)]
@@ -92,18 +79,12 @@ pub async fn authenticate(req: &HttpRequest, state: &State) -> Result<Org, AuthE
     let key = presented_key(req)
         .filter(|k| !k.is_empty())
         .ok_or(AuthError::Failed(AuthFailure::Missing))?;
-    let hash = hash_key(&key);
-    if let Some(org) = state.keys.get(&hash).await {
-        return Ok(Org(org));
-    }
-    let record = state
+    let org = state
         .store
-        .find_api_key(&hash)
+        .org_for_key(&hash_key(&key))
         .await
         .map_err(|e| AuthError::Internal(e.into()))?;
-    let record = record.ok_or(AuthError::Failed(AuthFailure::Invalid))?;
-    state.keys.insert(hash, record.org_id.clone()).await;
-    Ok(Org(record.org_id))
+    org.map(Org).ok_or(AuthError::Failed(AuthFailure::Invalid))
 }
 
 impl FromRequest for Org {

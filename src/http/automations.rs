@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Org;
-use super::body::{self, check_len};
+use super::body::{self, check_len, Json, Validate};
 use super::error::{ApiError, ErrorType};
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
@@ -19,7 +19,7 @@ const MAX_NODES: usize = 500;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateAutomation {
+pub struct CreateAutomation {
     name: String,
     trigger_event_id: String,
     nodes: Vec<Node>,
@@ -29,7 +29,7 @@ struct CreateAutomation {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchAutomation {
+pub struct PatchAutomation {
     name: Option<String>,
     description: Option<String>,
     trigger_event_id: Option<String>,
@@ -141,19 +141,33 @@ async fn check_trigger(state: &State, org: &Org, id: &str) -> Result<(), ApiErro
     }
 }
 
+impl Validate for CreateAutomation {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_len("name", &self.name, 1, NAME_MAX)?;
+        if let Some(d) = &self.description {
+            check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
+        }
+        check_graph(&self.nodes, &self.connections)
+    }
+}
+
+impl Validate for PatchAutomation {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_len("name", name, 1, NAME_MAX)?;
+        }
+        if let Some(d) = &self.description {
+            check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn create(
-    req: HttpRequest,
-    payload: web::Payload,
+    Json(input): Json<CreateAutomation>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CreateAutomation =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
-    check_len("name", &input.name, 1, NAME_MAX)?;
-    if let Some(d) = &input.description {
-        check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
-    }
-    check_graph(&input.nodes, &input.connections)?;
     check_trigger(&state, &org, &input.trigger_event_id).await?;
     let now = state.clock.now_ms();
     let automation = AutomationRow {
@@ -209,14 +223,11 @@ pub async fn get(
 
 /// Either edits the graph (a new version) or publishes / unpublishes, not both at once.
 pub async fn patch(
-    req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Json(input): Json<PatchAutomation>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: PatchAutomation =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
     let mut automation = find(&state, &org, &path).await?;
     let edits_graph = input.name.is_some()
         || input.description.is_some()
@@ -234,11 +245,9 @@ pub async fn patch(
         (false, Some(published)) => automation.published = published,
         (true, None) => {
             if let Some(name) = input.name {
-                check_len("name", &name, 1, NAME_MAX)?;
                 automation.name = name;
             }
             if let Some(description) = input.description {
-                check_len("description", &description, 0, triggers::DESCRIPTION_MAX)?;
                 automation.description = Some(description);
             }
             let nodes = match input.nodes {

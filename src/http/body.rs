@@ -1,12 +1,18 @@
-//! Reading request bodies: size limit, content type, JSON with errors that name the field.
+//! Request bodies: the size limit, the content type, and [`Json`], the one extractor that
+//! parses and validates a JSON body before a handler sees it.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
+use super::State;
 
 /// Reads the whole body, refusing more than `limit` bytes (413) without buffering them.
 pub async fn read(
@@ -59,34 +65,61 @@ pub fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-/// Parses a JSON body into `T`; a failure names the field at fault.
+/// Parses a JSON body into `T`; every failure answers 400 `INVALID_REQUEST` naming the
+/// field at fault (see [`typed`]).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let not_json = |e: serde_json::Error| {
-        ApiError::invalid("body", format!("the body is not valid JSON: {e}"))
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return not_json(inner);
-        }
-        let param = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid(param.clone(), format!("{param}: {inner}"))
-    })?;
-    de.end().map_err(not_json)?;
-    Ok(value)
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid("body", format!("the body is not valid JSON: {e}")))?;
+    typed(value)
 }
 
-/// Reads and parses a JSON body in one step.
-pub async fn json<T: DeserializeOwned>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<T, ApiError> {
-    require_json(req)?;
-    let bytes = read(req, payload, limit).await?;
-    parse(&bytes)
+/// Reads a JSON document as `T`: a string holding a control character (NUL included) or a
+/// value of the wrong shape answers 400 `INVALID_REQUEST` naming the field at fault.
+pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if let Some(path) = control_character_at(&value, &mut String::new()) {
+        let param = if path.is_empty() { "body".into() } else { path };
+        return Err(ApiError::invalid(
+            param.clone(),
+            format!("{param}: control characters (such as NUL) are not allowed in strings"),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(param.clone(), format!("{param}: {}", e.into_inner()))
+    })
+}
+
+/// Control characters other than tab, line feed and carriage return.
+fn is_refused(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// The dotted path of the first key or string holding a refused character.
+fn control_character_at(value: &Value, path: &mut String) -> Option<String> {
+    let depth = path.len();
+    let found = match value {
+        Value::String(s) => s.chars().any(is_refused).then(|| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            path.truncate(depth);
+            path.push_str(&format!("[{i}]"));
+            control_character_at(item, path)
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            path.truncate(depth);
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            if key.chars().any(is_refused) {
+                return Some(path.clone());
+            }
+            control_character_at(item, path)
+        }),
+        _ => None,
+    };
+    path.truncate(depth);
+    found
 }
 
 /// Checks a string's length in characters.
@@ -101,8 +134,77 @@ pub fn check_len(param: &str, value: &str, min: usize, max: usize) -> Result<(),
     Ok(())
 }
 
+/// What a request body checks beyond its shape: lengths, counts, ranges.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ApiError>;
+}
+
+/// A JSON body of type `T`, read within `server.max_body_bytes`, parsed by [`parse`] and
+/// checked by its [`Validate`] impl; a handler taking it sees only valid input.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Json<T>, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload).into_inner();
+        Box::pin(async move {
+            let payload = payload.map_err(|e| {
+                ApiError::invalid("body", format!("the body could not be read: {e}"))
+            })?;
+            let limit = req
+                .app_data::<State>()
+                .expect("state is registered")
+                .settings
+                .server
+                .max_body_bytes;
+            require_json(&req)?;
+            let bytes = read(&req, payload, limit).await?;
+            let value: T = parse(&bytes)?;
+            value.validate()?;
+            Ok(Json(value))
+        })
+    }
+}
+
 /// Parses a query string into `T`; unknown or malformed parameters answer 400.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::invalid("query", format!("invalid query string: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Named {
+        name: String,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn a_control_character_is_refused_with_its_path() {
+        let err = parse::<Named>(br#"{"name": "ok", "tags": ["a", "b\u0000"]}"#).unwrap_err();
+        assert_eq!(err.code, "INVALID_REQUEST");
+        assert_eq!(err.param.as_deref(), Some("tags[1]"));
+        let err = parse::<Value>(br#"{"a": {"k\u001b": 1}}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("a.k\u{1b}"));
+        assert!(parse::<Value>(b"{\"a\": \"line\\nbreak\\ttab\"}").is_ok());
+    }
+
+    #[test]
+    fn not_json_and_wrong_types_name_the_field() {
+        assert_eq!(
+            parse::<Named>(b"{").unwrap_err().param.as_deref(),
+            Some("body")
+        );
+        let err = parse::<Named>(br#"{"name": 1, "tags": []}"#).unwrap_err();
+        assert_eq!(err.code, "INVALID_REQUEST");
+        assert_eq!(err.param.as_deref(), Some("name"));
+    }
 }

@@ -9,12 +9,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::Org;
-use super::body::{self, check_len};
+use super::body::{self, check_len, Json, Validate};
 use super::error::{ApiError, ErrorType};
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
+use crate::domain::TriggerStatus;
 use crate::ids;
-use crate::store::{ConnectionRow, NewConnection, SecretRow, TriggerRow};
+use crate::store::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow, TriggerRow};
 
 const NAME_MAX: usize = 120;
 const MAX_SECRETS: usize = 10;
@@ -23,7 +24,7 @@ const MAX_EVENTS: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateConnection {
+pub struct CreateConnection {
     provider: String,
     name: Option<String>,
     secrets: Option<Vec<String>>,
@@ -32,7 +33,7 @@ struct CreateConnection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchConnection {
+pub struct PatchConnection {
     enabled: Option<bool>,
     name: Option<String>,
     add_secret: Option<String>,
@@ -176,14 +177,36 @@ fn record_schema(provider: Provider) -> Value {
     json!({ "fields": fields })
 }
 
+impl Validate for CreateConnection {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_len("name", name, 1, NAME_MAX)?;
+        }
+        let secrets = self.secrets.as_deref().unwrap_or_default();
+        if secrets.len() > MAX_SECRETS {
+            return Err(ApiError::invalid(
+                "secrets",
+                format!("at most {MAX_SECRETS} secrets"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for PatchConnection {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(name) = &self.name {
+            check_len("name", name, 1, NAME_MAX)?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn create(
-    req: HttpRequest,
-    payload: web::Payload,
+    Json(input): Json<CreateConnection>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CreateConnection =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
     let provider = Provider::from_slug(&input.provider).ok_or_else(|| {
         let known: Vec<&str> = Provider::ALL.iter().map(|p| p.slug()).collect();
         ApiError::invalid(
@@ -192,7 +215,6 @@ pub async fn create(
         )
     })?;
     let name = input.name.unwrap_or_else(|| provider.slug().to_owned());
-    check_len("name", &name, 1, NAME_MAX)?;
     let options = input.options.unwrap_or_default();
     if let Some(path) = options.get("emailPath") {
         if !path
@@ -207,12 +229,6 @@ pub async fn create(
     }
     let events = provisioned_events(provider, &options)?;
     let mut secrets = input.secrets.unwrap_or_default();
-    if secrets.len() > MAX_SECRETS {
-        return Err(ApiError::invalid(
-            "secrets",
-            format!("at most {MAX_SECRETS} secrets"),
-        ));
-    }
     for (i, secret) in secrets.iter().enumerate() {
         check_secret(provider, &format!("secrets[{i}]"), secret)?;
     }
@@ -256,7 +272,7 @@ pub async fn create(
             provider: provider.slug().into(),
             connection_id: Some(connection.id.clone()),
             provider_event_key: Some(key),
-            status: "enabled".into(),
+            status: TriggerStatus::Enabled,
             payload_schema: schema.clone(),
             created_at: now,
             updated_at: now,
@@ -272,7 +288,6 @@ pub async fn create(
         triggers,
     };
     state.store.insert_connection(&new).await?;
-    state.triggers.invalidate_all();
 
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers));
     if let Some(token) = minted {
@@ -333,20 +348,21 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
 }
 
 pub async fn patch(
-    req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Json(input): Json<PatchConnection>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: PatchConnection =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
     let mut connection = find(&state, &org, &path).await?;
-    let provider = Provider::from_slug(&connection.provider)
-        .ok_or_else(|| ApiError::internal("unknown provider stored"))?;
+    let provider = Provider::from_slug(&connection.provider).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "connection {} has the unknown provider `{}`",
+            connection.id,
+            connection.provider
+        ))
+    })?;
     let now = state.clock.now_ms();
     if let Some(name) = input.name {
-        check_len("name", &name, 1, NAME_MAX)?;
         connection.name = name;
     }
     if let Some(enabled) = input.enabled {
@@ -380,21 +396,18 @@ pub async fn patch(
             .with_param("removeSecretId"));
         }
     }
-    if let Some(secret) = input.add_secret {
-        state
-            .store
-            .add_secret(&new_secret(&connection.id, secret, now))
-            .await?;
-    }
-    if let Some(secret_id) = &input.remove_secret_id {
-        state
-            .store
-            .remove_secret(&connection.id, secret_id, now)
-            .await?;
-    }
+    let added = input
+        .add_secret
+        .map(|secret| new_secret(&connection.id, secret, now));
     connection.updated_at = now;
-    state.store.update_connection(&connection).await?;
-    state.connections.invalidate(&connection.id).await;
+    state
+        .store
+        .update_connection(&ConnectionEdit {
+            connection: &connection,
+            add_secret: added.as_ref(),
+            remove_secret_id: input.remove_secret_id.as_deref(),
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
 }
 
@@ -408,7 +421,5 @@ pub async fn delete(
         .store
         .delete_connection(&org.0, &connection.id, state.clock.now_ms())
         .await?;
-    state.connections.invalidate(&connection.id).await;
-    state.triggers.invalidate_all();
     Ok(HttpResponse::Ok().json(json!({"connectionId": connection.id, "deleted": true})))
 }

@@ -9,7 +9,7 @@ use super::body;
 use super::error::ApiError;
 use super::{page, State};
 use crate::clock::rfc3339;
-use crate::pipeline::contact::normalize_email;
+use crate::domain::Email;
 use crate::store::ContactRow;
 
 #[derive(Deserialize)]
@@ -43,10 +43,10 @@ pub async fn get_or_list(
             ApiError::not_found("CONTACT_NOT_FOUND", "no contact with that email")
                 .with_param("email")
         };
-        let email = normalize_email(&raw).ok_or_else(not_found)?;
+        let email = Email::parse(&raw).ok_or_else(not_found)?;
         let contact = state
             .store
-            .get_contact(&org.0, &email)
+            .get_contact(&org.0, email.as_str())
             .await?
             .ok_or_else(not_found)?;
         return Ok(HttpResponse::Ok().json(render(&contact)));

@@ -1,6 +1,8 @@
 //! The one error type at the edge: typed 4xx answers in the error envelope, and opaque 500s
 //! that log their cause.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
@@ -37,6 +39,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub details: Option<Box<Value>>,
+    /// What caused a 500, logged with its chain when the response is rendered.
+    cause: Option<Arc<anyhow::Error>>,
 }
 
 impl ApiError {
@@ -53,6 +57,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             details: None,
+            cause: None,
         }
     }
 
@@ -80,15 +85,24 @@ impl ApiError {
         )
     }
 
-    /// An unexpected failure: the cause is logged, the client sees an opaque 500.
-    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %cause, "request failed");
-        ApiError::new(
+    /// An unexpected failure: the client sees an opaque 500; the cause is logged once, with
+    /// its chain, when the answer is rendered (inside the request's span).
+    pub fn internal(cause: impl Into<anyhow::Error>) -> ApiError {
+        let mut e = ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::Internal,
             "INTERNAL_ERROR",
             "an internal error occurred; it has been logged",
-        )
+        );
+        e.cause = Some(Arc::new(cause.into()));
+        e
+    }
+
+    /// Logs the cause of a 500.
+    pub fn log(&self) {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
@@ -110,7 +124,13 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
-        ApiError::internal(format!("{e:#}"))
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for ApiError {
+    fn from(e: crate::pipeline::PipelineError) -> ApiError {
+        ApiError::internal(e)
     }
 }
 
@@ -120,6 +140,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.log();
         let mut error =
             json!({"code": self.code, "type": self.kind.as_str(), "message": self.message});
         if let Some(param) = &self.param {

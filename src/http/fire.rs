@@ -3,64 +3,138 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::auth::{authenticate, AuthError};
 use super::body;
 use super::error::ApiError;
-use super::trigger_cache::live_trigger;
 use super::State;
 use crate::clock::rfc3339;
-use crate::pipeline::contact::normalize_email;
-use crate::pipeline::{canonical, FireRequest, Fired, Replay};
-use crate::store::{FireMode, OUTCOME_DISABLED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED};
+use crate::domain::IdempotencyKey;
+use crate::pipeline::schema::Resolved;
+use crate::pipeline::{ApiFire, ApiFired, Fired, Outcome};
 
-const MAX_KEY_LEN: usize = 100;
-
-/// The fire envelope under construction.
-struct Envelope {
-    trigger_id: String,
-    received_at: String,
-    details: Map<String, Value>,
+/// The request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FireBody {
+    payload: Map<String, Value>,
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
-impl Envelope {
-    fn answer(
-        &self,
-        http: StatusCode,
-        status: &str,
-        code: &str,
-        message: impl Into<String>,
-    ) -> HttpResponse {
-        HttpResponse::build(http).json(json!({
-            "success": http.is_success(),
-            "status": status,
-            "code": code,
-            "message": message.into(),
-            "triggerEventId": self.trigger_id,
-            "receivedAt": self.received_at,
-            "details": self.details,
-        }))
+/// The fire envelope.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    success: bool,
+    status: &'static str,
+    code: &'static str,
+    message: String,
+    trigger_event_id: String,
+    received_at: String,
+    details: Details,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_payload: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger_instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts: Option<Counts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_automations: Option<Vec<PublishedAutomation>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    automation_run_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    automations: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublishedAutomation {
+    automation_id: String,
+    name: String,
+}
+
+impl Details {
+    fn resolved(&mut self, resolved: Resolved) {
+        self.resolved_payload = Some(resolved.values);
+        self.warnings = Some(resolved.warnings);
     }
 
-    fn fail(&self, http: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    fn fired(&mut self, fired: &Fired) {
+        self.trigger_instance_id = Some(fired.instance_id.clone());
+        self.counts = Some(Counts {
+            automations: fired.runs.len(),
+        });
+        self.published_automations = Some(
+            fired
+                .runs
+                .iter()
+                .map(|run| PublishedAutomation {
+                    automation_id: run.automation_id.clone(),
+                    name: run.automation_name.clone(),
+                })
+                .collect(),
+        );
+        self.automation_run_ids = Some(fired.run_ids().map(str::to_owned).collect());
+    }
+}
+
+/// The envelope under construction: everything but the verdict.
+struct Answer {
+    trigger_id: String,
+    received_at: String,
+    details: Details,
+}
+
+impl Answer {
+    fn answer(
+        self,
+        http: StatusCode,
+        status: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> HttpResponse {
+        HttpResponse::build(http).json(Envelope {
+            success: http.is_success(),
+            status,
+            code,
+            message: message.into(),
+            trigger_event_id: self.trigger_id,
+            received_at: self.received_at,
+            details: self.details,
+        })
+    }
+
+    fn fail(
+        self,
+        http: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> HttpResponse {
         self.answer(http, "failed", code, message)
     }
 
-    fn set(&mut self, key: &str, value: impl Into<Value>) {
-        self.details.insert(key.to_owned(), value.into());
-    }
-
-    fn record(&mut self, fired: &Fired) {
-        let automations: Vec<Value> = fired
-            .automations
-            .iter()
-            .map(|(id, name)| json!({"automationId": id, "name": name}))
-            .collect();
-        self.set("triggerInstanceId", fired.instance_id.clone());
-        self.set("counts", json!({"automations": automations.len()}));
-        self.set("publishedAutomations", automations);
-        self.set("automationRunIds", json!(fired.run_ids));
+    /// An error in the envelope; a 500's cause is logged here, once.
+    fn error(self, e: ApiError) -> HttpResponse {
+        e.log();
+        self.answer(e.status, "failed", e.code, e.message)
     }
 }
 
@@ -70,210 +144,192 @@ pub async fn fire(
     payload: web::Payload,
     state: State,
 ) -> HttpResponse {
-    let mut env = Envelope {
+    let mut answer = Answer {
         trigger_id: path.into_inner(),
         received_at: rfc3339(state.clock.now_ms()),
-        details: Map::new(),
+        details: Details::default(),
     };
-    match handle(&req, payload, &state, &mut env).await {
-        Ok(response) => response,
-        Err(e) => env.answer(e.status, "failed", e.code, e.message),
+    match parse(&req, payload, &state, &mut answer.details).await {
+        Ok((org, fire)) => match state
+            .pipeline
+            .fire_api(&org, &answer.trigger_id, fire)
+            .await
+        {
+            Ok(fired) => render(answer, fired),
+            Err(e) => answer.error(ApiError::internal(e)),
+        },
+        Err(Refused::Answer(http, status, code, message)) => {
+            answer.answer(http, status, code, message)
+        }
+        Err(Refused::Error(e)) => answer.error(e),
     }
 }
 
-async fn handle(
+/// A request refused before the pipeline.
+enum Refused {
+    /// Answered in the envelope with this HTTP status, `status`, `code` and message.
+    Answer(StatusCode, &'static str, &'static str, String),
+    Error(ApiError),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Error(e)
+    }
+}
+
+/// The org and the fire a request asks for.
+async fn parse(
     req: &HttpRequest,
     payload: web::Payload,
     state: &State,
-    env: &mut Envelope,
-) -> Result<HttpResponse, ApiError> {
+    details: &mut Details,
+) -> Result<(String, ApiFire), Refused> {
+    let failed = |code, message: &str| {
+        Refused::Answer(StatusCode::BAD_REQUEST, "failed", code, message.to_owned())
+    };
     let org = match authenticate(req, state).await {
         Ok(org) => org,
         Err(AuthError::Failed(f)) => {
-            return Ok(env.answer(
+            return Err(Refused::Answer(
                 StatusCode::UNAUTHORIZED,
                 "invalid_api_key",
                 f.code(),
-                f.message(),
+                f.message().to_owned(),
             ))
         }
-        Err(AuthError::Internal(e)) => return Err(e),
+        Err(AuthError::Internal(e)) => return Err(e.into()),
     };
     body::require_json(req)?;
     let bytes = body::read(req, payload, state.settings.server.max_body_bytes).await?;
-    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&bytes) else {
-        return Ok(env.answer(
+    let Ok(request @ Value::Object(_)) = serde_json::from_slice(&bytes) else {
+        return Err(Refused::Answer(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "INVALID_JSON",
-            "the body must be a JSON object",
+            "the body must be a JSON object".to_owned(),
         ));
     };
-
-    let payload = match request.remove("payload") {
-        Some(Value::Object(p)) => p,
-        _ => {
-            return Ok(env.fail(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                "`payload` must be a JSON object",
-            ));
-        }
-    };
-    let dry_run = match request.remove("dryRun") {
-        None | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(_) => {
-            return Ok(env.fail(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                "`dryRun` must be a boolean",
-            ))
-        }
-    };
-    let body_key = match request.remove("idempotencyKey") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) => Some(k),
-        Some(_) => {
-            return Ok(env.fail(
-                StatusCode::BAD_REQUEST,
+    let request: FireBody = match body::typed(request) {
+        Ok(request) => request,
+        Err(e) if e.param.as_deref() == Some("idempotencyKey") => {
+            return Err(failed(
                 "INVALID_IDEMPOTENCY_KEY",
                 "`idempotencyKey` must be a string",
             ))
         }
+        Err(e) => return Err(e.into()),
     };
-    if let Some(unknown) = request.keys().next() {
-        return Ok(env.fail(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            format!("unknown field `{unknown}`"),
-        ));
-    }
     // The header wins over the body field.
-    let key = match req.headers().get("idempotency-key") {
-        Some(value) => Some(value.to_str().map(str::to_owned).unwrap_or_default()),
-        None => body_key,
+    let raw_key = match req.headers().get("idempotency-key") {
+        Some(value) => Some(value.to_str().unwrap_or_default().to_owned()),
+        None => request.idempotency_key,
     };
-    if let Some(k) = &key {
-        if k.trim().is_empty() || k.chars().count() > MAX_KEY_LEN {
-            return Ok(env.fail(
-                StatusCode::BAD_REQUEST,
-                "INVALID_IDEMPOTENCY_KEY",
-                format!("the idempotency key must be 1 to {MAX_KEY_LEN} characters"),
-            ));
+    let key = match raw_key {
+        None => None,
+        Some(raw) => {
+            let key = IdempotencyKey::parse(&raw).ok_or_else(|| {
+                failed(
+                    "INVALID_IDEMPOTENCY_KEY",
+                    &format!(
+                        "the idempotency key must be 1 to {} characters",
+                        IdempotencyKey::MAX_LEN
+                    ),
+                )
+            })?;
+            details.idempotency_key = Some(raw);
+            Some(key)
         }
-        env.set("idempotencyKey", k.clone());
-    }
-
-    let Some(trigger) = live_trigger(state, &org.0, &env.trigger_id).await? else {
-        return Ok(env.answer(
-            StatusCode::NOT_FOUND,
-            "trigger_event_not_found",
-            "TRIGGER_EVENT_NOT_FOUND",
-            format!("no trigger `{}`", env.trigger_id),
-        ));
     };
-    let resolved = match trigger.schema.resolve(&payload) {
-        Ok(r) => r,
-        Err(problems) => {
-            env.set("problems", problems);
-            return Ok(env.answer(
+    let fire = ApiFire {
+        payload: request.payload,
+        key,
+        dry_run: request.dry_run,
+    };
+    Ok((org.0, fire))
+}
+
+/// The envelope for what the pipeline made of the fire.
+fn render(mut answer: Answer, fired: ApiFired) -> HttpResponse {
+    let outcome = match fired {
+        ApiFired::TriggerNotFound => {
+            let message = format!("no trigger `{}`", answer.trigger_id);
+            return answer.answer(
+                StatusCode::NOT_FOUND,
+                "trigger_event_not_found",
+                "TRIGGER_EVENT_NOT_FOUND",
+                message,
+            );
+        }
+        ApiFired::PayloadMismatch { problems, resolved } => {
+            if let Some(resolved) = resolved {
+                answer.details.resolved(resolved);
+            }
+            answer.details.problems = Some(problems);
+            return answer.answer(
                 StatusCode::BAD_REQUEST,
                 "payload_mismatch",
                 "PAYLOAD_MISMATCH",
                 "the payload does not match the trigger's schema",
-            ));
+            );
+        }
+        ApiFired::Ready(resolved) => {
+            answer.details.resolved(resolved);
+            return answer.answer(
+                StatusCode::OK,
+                "ready",
+                "READY",
+                "validated; nothing was written",
+            );
+        }
+        ApiFired::Fired { resolved, outcome } => {
+            answer.details.resolved(resolved);
+            outcome
         }
     };
-    env.set("resolvedPayload", Value::Object(resolved.values.clone()));
-    env.set("warnings", resolved.warnings.clone());
-    let raw_email = resolved
-        .values
-        .get("email")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(email) = normalize_email(raw_email) else {
-        env.set(
-            "problems",
-            json!([{"field": "email", "problem": "invalid_email"}]),
-        );
-        return Ok(env.answer(
-            StatusCode::BAD_REQUEST,
-            "payload_mismatch",
-            "PAYLOAD_MISMATCH",
-            "`email` is not an email address",
-        ));
-    };
-    if dry_run {
-        return Ok(env.answer(
-            StatusCode::OK,
-            "ready",
-            "READY",
-            "validated; nothing was written",
-        ));
-    }
-
-    let mode = if trigger.enabled {
-        FireMode::Run
-    } else {
-        FireMode::Disabled
-    };
-    let fired = state
-        .pipeline
-        .fire(FireRequest {
-            org_id: org.0,
-            trigger_id: trigger.id.clone(),
-            source: "api".into(),
-            key: key.map(|k| ("api".to_owned(), k)),
-            request_hash: canonical::hash(&Value::Object(payload)),
-            mode,
-            contact_email: Some(email),
-            identities: vec![],
-            payload: resolved.values,
-            warnings: resolved.warnings,
-            release_key_without_runs: true,
-        })
-        .await?;
-    env.record(&fired);
-    let metrics = &state.metrics;
-    match fired.replay {
-        Some(Replay::DifferentRequest) => {
-            return Ok(env.fail(
-                StatusCode::CONFLICT,
-                "IDEMPOTENCY_CONFLICT",
-                "this idempotency key was used with a different payload",
-            ))
+    match outcome {
+        Outcome::Triggered(fired) => {
+            answer.details.fired(&fired);
+            answer.answer(StatusCode::OK, "triggered", "TRIGGERED", "fired")
         }
-        Some(Replay::SameRequest) => {
-            metrics.duplicates.with_label_values(&["api"]).inc();
-            return Ok(env.answer(
+        Outcome::Replay(fired) => {
+            answer.details.fired(&fired);
+            answer.answer(
                 StatusCode::OK,
                 "idempotent_replay",
                 "IDEMPOTENT_REPLAY",
                 "already fired with this idempotency key; these are the original runs",
-            ));
+            )
         }
-        None => metrics
-            .fires
-            .with_label_values(&["api", &fired.outcome])
-            .inc(),
+        Outcome::Conflict(fired) => {
+            answer.details.fired(&fired);
+            answer.fail(
+                StatusCode::CONFLICT,
+                "IDEMPOTENCY_CONFLICT",
+                "this idempotency key was used with a different payload",
+            )
+        }
+        Outcome::NoPublishedAutomation(fired) => {
+            answer.details.fired(&fired);
+            answer.fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "NO_PUBLISHED_AUTOMATION",
+                "no published automation is bound to this trigger; publish one and retry",
+            )
+        }
+        Outcome::TriggerDisabled(fired) => {
+            answer.details.fired(&fired);
+            answer.fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "TRIGGER_DISABLED",
+                "the trigger is disabled; the fire was recorded and started no runs",
+            )
+        }
+        // API fires resolve their contact from the payload and never ignore.
+        Outcome::Ignored(reason) => answer.fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "FIRE_IGNORED",
+            format!("the fire was recorded and ignored: {reason}"),
+        ),
     }
-    Ok(match fired.outcome.as_str() {
-        OUTCOME_TRIGGERED => env.answer(StatusCode::OK, "triggered", "TRIGGERED", "fired"),
-        OUTCOME_NO_PUBLISHED => env.fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "NO_PUBLISHED_AUTOMATION",
-            "no published automation is bound to this trigger; publish one and retry",
-        ),
-        OUTCOME_DISABLED => env.fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "TRIGGER_DISABLED",
-            "the trigger is disabled; the fire was recorded and started no runs",
-        ),
-        other => {
-            return Err(ApiError::internal(format!(
-                "unexpected fire outcome {other}"
-            )))
-        }
-    })
 }

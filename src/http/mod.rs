@@ -1,9 +1,6 @@
 //! HTTP routes, and what every request goes through.
 
 mod auth;
-pub use auth::key_cache;
-pub use receive::connection_cache;
-pub use trigger_cache::trigger_cache;
 mod automations;
 pub mod body;
 mod connections;
@@ -13,7 +10,6 @@ mod fire;
 mod ops;
 mod page;
 mod receive;
-mod trigger_cache;
 mod triggers;
 
 use std::sync::Arc;
@@ -24,6 +20,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -41,9 +38,6 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Metrics,
     pub settings: Settings,
-    pub keys: auth::KeyCache,
-    pub connections: receive::ConnectionCache,
-    pub triggers: trigger_cache::TriggerCache,
     /// Base of the receive URLs shown in connection responses.
     pub public_url: String,
 }
@@ -109,8 +103,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(ops::not_found));
 }
 
-/// Gives every request an id (the caller's `x-request-id` if it sent a sane one), returns
-/// it on the response, and counts the request in the metrics.
+/// Gives every request an id (the caller's `x-request-id` if it sent a sane one) and a
+/// span carrying it, so whatever is logged while serving it names the id the caller got
+/// back; counts the request in the metrics.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -125,7 +120,13 @@ pub async fn observe(
         .unwrap_or_else(|| ids::new_id(ids::REQUEST));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let metrics = req.app_data::<State>().map(|s| s.metrics.clone());
-    let mut res = next.call(req).await?;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let mut res = next.call(req).instrument(span).await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);

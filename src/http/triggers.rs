@@ -5,10 +5,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Org;
-use super::body::{self, check_len};
+use super::body::{self, check_len, Json, Validate};
 use super::error::ApiError;
 use super::{page, State};
 use crate::clock::rfc3339;
+use crate::domain::TriggerStatus;
 use crate::ids;
 use crate::pipeline::schema::PayloadSchema;
 use crate::store::TriggerRow;
@@ -18,7 +19,7 @@ pub const DESCRIPTION_MAX: usize = 2000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateTrigger {
+pub struct CreateTrigger {
     title: String,
     description: Option<String>,
     payload_schema: PayloadSchema,
@@ -26,18 +27,11 @@ struct CreateTrigger {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchTrigger {
+pub struct PatchTrigger {
     title: Option<String>,
     description: Option<String>,
     payload_schema: Option<PayloadSchema>,
     status: Option<TriggerStatus>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum TriggerStatus {
-    Enabled,
-    Disabled,
 }
 
 #[derive(Deserialize)]
@@ -71,19 +65,33 @@ fn check_schema(schema: &PayloadSchema) -> Result<(), ApiError> {
         .map_err(|(param, message)| ApiError::invalid(param, message))
 }
 
+impl Validate for CreateTrigger {
+    fn validate(&self) -> Result<(), ApiError> {
+        check_len("title", &self.title, 1, TITLE_MAX)?;
+        if let Some(d) = &self.description {
+            check_len("description", d, 0, DESCRIPTION_MAX)?;
+        }
+        check_schema(&self.payload_schema)
+    }
+}
+
+impl Validate for PatchTrigger {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(title) = &self.title {
+            check_len("title", title, 1, TITLE_MAX)?;
+        }
+        if let Some(d) = &self.description {
+            check_len("description", d, 0, DESCRIPTION_MAX)?;
+        }
+        self.payload_schema.as_ref().map_or(Ok(()), check_schema)
+    }
+}
+
 pub async fn create(
-    req: HttpRequest,
-    payload: web::Payload,
+    Json(input): Json<CreateTrigger>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CreateTrigger =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
-    check_len("title", &input.title, 1, TITLE_MAX)?;
-    if let Some(d) = &input.description {
-        check_len("description", d, 0, DESCRIPTION_MAX)?;
-    }
-    check_schema(&input.payload_schema)?;
     let now = state.clock.now_ms();
     let trigger = TriggerRow {
         id: ids::new_id(ids::TRIGGER),
@@ -93,13 +101,12 @@ pub async fn create(
         provider: "api".into(),
         connection_id: None,
         provider_event_key: None,
-        status: "enabled".into(),
+        status: TriggerStatus::Enabled,
         payload_schema: serde_json::to_string(&input.payload_schema).map_err(ApiError::internal)?,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_trigger(&trigger).await?;
-    state.triggers.invalidate_all();
     Ok(HttpResponse::Created().json(render(&trigger)))
 }
 
@@ -135,36 +142,25 @@ pub async fn get(
 }
 
 pub async fn patch(
-    req: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    Json(input): Json<PatchTrigger>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    let input: PatchTrigger =
-        body::json(&req, payload, state.settings.server.max_body_bytes).await?;
     let mut trigger = find(&state, &org, &path).await?;
     if let Some(title) = input.title {
-        check_len("title", &title, 1, TITLE_MAX)?;
         trigger.title = title;
     }
     if let Some(description) = input.description {
-        check_len("description", &description, 0, DESCRIPTION_MAX)?;
         trigger.description = Some(description);
     }
     if let Some(schema) = input.payload_schema {
-        check_schema(&schema)?;
         trigger.payload_schema = serde_json::to_string(&schema).map_err(ApiError::internal)?;
     }
     if let Some(status) = input.status {
-        trigger.status = match status {
-            TriggerStatus::Enabled => "enabled",
-            TriggerStatus::Disabled => "disabled",
-        }
-        .into();
+        trigger.status = status;
     }
     trigger.updated_at = state.clock.now_ms();
     state.store.update_trigger(&trigger).await?;
-    state.triggers.invalidate_all();
     Ok(HttpResponse::Ok().json(render(&trigger)))
 }

@@ -4,20 +4,6 @@ use serde_json::{Map, Value};
 
 use crate::store::ContactUpdate;
 
-const MAX_EMAIL_LEN: usize = 254;
-
-/// The contact key: trimmed and lower-cased. `None` if it does not look like an address.
-pub fn normalize_email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let plausible = !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && email.len() <= MAX_EMAIL_LEN
-        && !email.chars().any(char::is_whitespace);
-    plausible.then_some(email)
-}
-
 /// Splits a payload into the core contact columns and custom fields. `email` is the key and
 /// not repeated; nulls are dropped so they never erase a stored value.
 pub fn contact_update(payload: &Map<String, Value>) -> ContactUpdate {
@@ -40,17 +26,6 @@ pub fn contact_update(payload: &Map<String, Value>) -> ContactUpdate {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn normalises_the_key() {
-        assert_eq!(
-            normalize_email("  Jane.Doe@Example.COM "),
-            Some("jane.doe@example.com".into())
-        );
-        assert_eq!(normalize_email("no-at-sign"), None);
-        assert_eq!(normalize_email("a@b@c"), None);
-        assert_eq!(normalize_email("@example.com"), None);
-    }
 
     #[test]
     fn core_columns_and_custom_fields() {

@@ -1,323 +1,491 @@
-//! The fire pipeline shared by the API and every receive URL: deduplicate by key, upsert
-//! the contact, start one run per published automation, all in one transaction.
+//! The fire pipeline. Two entry points, one per source, share everything after the
+//! source-specific part:
+//! - [`Pipeline::deliver`]: a request on a connection's receive URL (verify, map, resolve
+//!   the contact through the record or a stored provider id);
+//! - [`Pipeline::fire_api`]: `POST /v1/automations/triggers/{id}/fire` (validate the payload
+//!   against the trigger's schema).
+//!
+//! Both then deduplicate by key (an in-process cache in front of the database, which
+//! decides), write the fire, the contact and one run per published automation in one
+//! transaction, count it, and answer with a typed [`Outcome`].
 
 pub mod canonical;
 pub mod contact;
+mod dedupe;
 pub mod graph;
 pub mod schema;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::future::Cache;
-use moka::Expiry;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use adapters::{Action, ContactRecord, Delivery, Inbound, MapError, VerifyError};
+use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
+use crate::domain::{Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus};
 use crate::ids;
+use crate::metrics::Metrics;
 use crate::store::{
-    FireError, FireMode, FireWrite, FireWritten, KeyClaim, Store, TriggerInstanceRow,
+    FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, LiveConnection, LoadError,
+    StartedRun, Store,
 };
+use dedupe::{Claimed, Claims};
+use schema::Resolved;
 
-/// One fire, ready to be written.
-#[derive(Debug, Clone)]
-pub struct FireRequest {
-    pub org_id: String,
-    pub trigger_id: String,
-    /// `api`, or the provider of an integration delivery.
-    pub source: String,
-    /// The dedupe key and its scope (`api`, or the connection id).
-    pub key: Option<(String, String)>,
-    /// Tells a replay from a conflicting reuse of the key.
-    pub request_hash: String,
-    pub mode: FireMode,
-    pub contact_email: Option<String>,
-    pub identities: Vec<(String, String)>,
-    pub payload: Map<String, Value>,
-    pub warnings: Vec<Value>,
-    pub release_key_without_runs: bool,
-}
+/// Where a fire came from, as metrics and trigger instances name it.
+const API_SOURCE: &str = "api";
 
-/// What a fire came to.
-#[derive(Debug, Clone)]
+/// A fire that was recorded: its trigger instance and the runs it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
     pub instance_id: String,
     pub received_at_ms: i64,
-    pub outcome: String,
-    pub run_ids: Vec<String>,
-    /// `(automationId, name)` of the automations that got a run.
-    pub automations: Vec<(String, String)>,
-    pub replay: Option<Replay>,
+    pub runs: Vec<StartedRun>,
 }
 
-/// Set when the key had been used before: the fields above describe that earlier fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    SameRequest,
-    DifferentRequest,
-}
-
-/// A fire whose key is held, as the cache keeps it: lean, because the cache holds up to
-/// `fire.cache_capacity` of them.
-#[derive(Debug)]
-struct Claimed {
-    request_hash: Box<str>,
-    instance_id: Box<str>,
-    received_at_ms: i64,
-    outcome: Box<str>,
-    runs: Box<[ClaimedRun]>,
-}
-
-/// A run the held fire started.
-#[derive(Debug)]
-struct ClaimedRun {
-    id: Box<str>,
-    automation_id: Box<str>,
-    automation_name: Box<str>,
-}
-
-impl Claimed {
-    fn new(request_hash: &str, fired: &Fired) -> Claimed {
-        Claimed {
-            request_hash: request_hash.into(),
-            instance_id: fired.instance_id.as_str().into(),
-            received_at_ms: fired.received_at_ms,
-            outcome: fired.outcome.as_str().into(),
-            runs: fired
-                .run_ids
-                .iter()
-                .zip(&fired.automations)
-                .map(|(run, (id, name))| ClaimedRun {
-                    id: run.as_str().into(),
-                    automation_id: id.as_str().into(),
-                    automation_name: name.as_str().into(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The earlier fire, as the answer to a request with this hash.
-    fn replay_for(&self, request_hash: &str) -> Fired {
-        Fired {
-            instance_id: self.instance_id.to_string(),
-            received_at_ms: self.received_at_ms,
-            outcome: self.outcome.to_string(),
-            run_ids: self.runs.iter().map(|run| run.id.to_string()).collect(),
-            automations: self
-                .runs
-                .iter()
-                .map(|run| {
-                    (
-                        run.automation_id.to_string(),
-                        run.automation_name.to_string(),
-                    )
-                })
-                .collect(),
-            replay: Some(if *self.request_hash == *request_hash {
-                Replay::SameRequest
-            } else {
-                Replay::DifferentRequest
-            }),
-        }
+impl Fired {
+    pub fn run_ids(&self) -> impl Iterator<Item = &str> {
+        self.runs.iter().map(|r| r.run_id.as_str())
     }
 }
 
-/// The cache's key: a digest of (org, scope, key), 16 bytes whatever the key's length.
-type ClaimKey = u128;
+/// What a fire came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// One run per published automation was started.
+    Triggered(Fired),
+    /// The contact was upserted and the fire recorded; no automation bound to the trigger
+    /// is published.
+    NoPublishedAutomation(Fired),
+    /// The trigger is disabled: the fire was recorded and started nothing.
+    TriggerDisabled(Fired),
+    /// The fire was recorded with this reason; nothing was upserted.
+    Ignored(IgnoreReason),
+    /// The key was used before for the same request: the earlier fire.
+    Replay(Fired),
+    /// The key was used before for a different request: the earlier fire.
+    Conflict(Fired),
+}
 
-fn claim_key(org_id: &str, scope: &str, key: &str) -> ClaimKey {
-    let digest = Sha256::new()
-        .chain_update(org_id)
-        .chain_update([0])
-        .chain_update(scope)
-        .chain_update([0])
-        .chain_update(key)
-        .finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_le_bytes(first)
+/// A receive-URL request that was not accepted.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The signature or token did not verify (401).
+    Signature(VerifyError),
+    /// Verified, but the body cannot be read as the provider's payload (400).
+    Unreadable(MapError),
+}
+
+/// What a receive-URL request came to.
+#[derive(Debug)]
+pub enum Delivered {
+    Rejected(Rejection),
+    Answered {
+        /// The event name of the mapped delivery.
+        event: String,
+        /// The trigger this event fires on the connection.
+        trigger_id: String,
+        outcome: Outcome,
+    },
+}
+
+/// An API fire as the request states it.
+#[derive(Debug)]
+pub struct ApiFire {
+    pub payload: Map<String, Value>,
+    pub key: Option<IdempotencyKey>,
+    pub dry_run: bool,
+}
+
+/// What an API fire came to.
+#[derive(Debug)]
+pub enum ApiFired {
+    TriggerNotFound,
+    /// The payload does not fit the trigger's schema; nothing was written. `resolved` is
+    /// set when the schema resolved it but its email is not an address.
+    PayloadMismatch {
+        problems: Vec<Value>,
+        resolved: Option<Resolved>,
+    },
+    /// A dry run: validated and resolved, nothing written, the key not consumed.
+    Ready(Resolved),
+    Fired {
+        resolved: Resolved,
+        outcome: Outcome,
+    },
+}
+
+/// A fire that could not be carried out; nothing of it was committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PipelineError {
+    #[error("loading the trigger or the contact failed")]
+    Load(#[source] Arc<LoadError>),
+    #[error("looking up a contact by provider id failed")]
+    Lookup(#[source] Arc<sqlx::Error>),
+    #[error("writing the fire failed")]
+    Write(#[source] Arc<FireError>),
+}
+
+impl From<Arc<LoadError>> for PipelineError {
+    fn from(e: Arc<LoadError>) -> PipelineError {
+        PipelineError::Load(e)
+    }
 }
 
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
     clock: Clock,
-    claims: Cache<ClaimKey, Arc<Claimed>>,
+    metrics: Metrics,
+    claims: Claims,
     window_ms: i64,
-}
-
-/// An entry lives until its key's window closes, counted from the original fire.
-struct UntilWindowCloses {
-    window_ms: i64,
-    clock: Clock,
-}
-
-impl Expiry<ClaimKey, Arc<Claimed>> for UntilWindowCloses {
-    fn expire_after_create(
-        &self,
-        _: &ClaimKey,
-        value: &Arc<Claimed>,
-        _: Instant,
-    ) -> Option<Duration> {
-        let left = value.received_at_ms + self.window_ms - self.clock.now_ms();
-        Some(Duration::from_millis(left.max(0) as u64))
-    }
-}
-
-enum ClaimError {
-    Db(FireError),
-    /// The fire was written but gave its key back; its answer is not cached.
-    Released(Fired),
 }
 
 impl Pipeline {
-    pub fn new(store: Store, clock: Clock, window: Duration, cache_capacity: u64) -> Pipeline {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        window: Duration,
+        cache_capacity: u64,
+    ) -> Pipeline {
         let window_ms = window.as_millis() as i64;
-        let claims = Cache::builder()
-            .max_capacity(cache_capacity)
-            .expire_after(UntilWindowCloses {
-                window_ms,
-                clock: clock.clone(),
-            })
-            .build();
         Pipeline {
+            claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
             store,
             clock,
-            claims,
+            metrics,
             window_ms,
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    /// Fires once per key: a repeat answers the first fire (marked as a replay), also when
-    /// it races the first one in this process or in another process on the same database.
-    pub async fn fire(&self, req: FireRequest) -> anyhow::Result<Fired> {
+    /// Verifies and maps a receive-URL request on `connection`, then fires the event's
+    /// trigger once per provider event id.
+    pub async fn deliver(
+        &self,
+        connection: &LiveConnection,
+        inbound: &Inbound<'_>,
+    ) -> Result<Delivered, PipelineError> {
+        let provider = connection.provider;
         let now_ms = self.clock.now_ms();
-        let instance_id = ids::new_id(ids::TRIGGER_INSTANCE);
-        let Some((scope, key)) = req.key.clone() else {
-            return match self.write(req, &instance_id, now_ms, None).await? {
-                FireWritten::Recorded(record) => Ok(fired(instance_id, now_ms, record)),
-                FireWritten::Existing(_) => unreachable!("a fire without a key claims nothing"),
+        let now_unix = now_ms.div_euclid(1000);
+        let verified = match adapters::verify(provider, inbound, &connection.secrets, now_unix) {
+            Ok(verified) => verified,
+            Err(e) => {
+                tracing::warn!(
+                    provider = provider.slug(),
+                    connection = %connection.row.id,
+                    reason = e.reason(),
+                    "delivery rejected"
+                );
+                self.metrics
+                    .verification_failures
+                    .with_label_values(&[provider.slug(), e.reason()])
+                    .inc();
+                return Ok(Delivered::Rejected(Rejection::Signature(e)));
+            }
+        };
+        let delivery = match adapters::map(&verified, &connection.options, now_unix) {
+            Ok(delivery) => delivery,
+            Err(e) => return Ok(Delivered::Rejected(Rejection::Unreadable(e))),
+        };
+
+        let row = &connection.row;
+        let trigger_id = format!("{}:{}:{}", provider.slug(), row.id, delivery.event);
+        let claim = KeyClaim {
+            scope: row.id.clone(),
+            key: delivery.dedupe_id.clone(),
+            // A repeat of an event id is a duplicate whatever its body.
+            request_hash: String::new(),
+        };
+        let write = self.delivery_write(connection, &delivery, &trigger_id, now_ms);
+        let outcome = self.once(&row.org_id, Some(claim), false, write).await?;
+        self.count(provider.slug(), &outcome);
+        Ok(Delivered::Answered {
+            event: delivery.event,
+            trigger_id,
+            outcome,
+        })
+    }
+
+    /// What a mapped delivery writes: a run of its trigger for the resolved contact, or an
+    /// ignored fire with the reason.
+    async fn delivery_write(
+        &self,
+        connection: &LiveConnection,
+        delivery: &Delivery,
+        trigger_id: &str,
+        now_ms: i64,
+    ) -> Result<FireWrite, PipelineError> {
+        let org_id = &connection.row.org_id;
+        let ignore = |reason| (FireMode::Ignore(reason), None, Map::new());
+        let trigger = self.store.live_trigger(org_id, trigger_id).await?;
+        let (mode, email, payload) = match (&delivery.action, &trigger) {
+            (Action::Ignore(reason), _) => ignore(adapter_reason(reason)),
+            (Action::Fire(_), None) => ignore(IgnoreReason::EventNotMapped),
+            (Action::Fire(_), Some(t)) if t.status == TriggerStatus::Disabled => {
+                ignore(IgnoreReason::TriggerDisabled)
+            }
+            (Action::Fire(record), Some(t)) => match self.resolve(org_id, record).await? {
+                Err(reason) => ignore(reason),
+                Ok(email) => {
+                    let mut fields = record.fields.clone();
+                    fields.insert("email".into(), json!(email.as_str()));
+                    match t.schema.resolve(&fields) {
+                        Ok(resolved) => (FireMode::Run, Some(email), resolved.values),
+                        Err(_) => ignore(IgnoreReason::PayloadMismatch),
+                    }
+                }
+            },
+        };
+        let identities = match mode {
+            FireMode::Run => connection
+                .provider
+                .identity_fields()
+                .iter()
+                .filter_map(|field| {
+                    let value = payload.get(*field)?.as_str()?;
+                    Some(((*field).to_owned(), value.to_owned()))
+                })
+                .collect(),
+            _ => vec![],
+        };
+        Ok(FireWrite {
+            contact: contact::contact_update(&payload),
+            org_id: org_id.clone(),
+            trigger_id: trigger_id.to_owned(),
+            instance_id: ids::new_id(ids::TRIGGER_INSTANCE),
+            source: connection.provider.slug().to_owned(),
+            claim: None,
+            mode,
+            contact_email: email,
+            identities,
+            payload,
+            warnings: Value::Array(vec![]),
+            release_key_without_runs: false,
+            now_ms,
+            key_expired_before_ms: now_ms - self.window_ms,
+        })
+    }
+
+    /// The contact a record is about: its email, or the contact a stored provider id
+    /// belongs to.
+    async fn resolve(
+        &self,
+        org_id: &str,
+        record: &ContactRecord,
+    ) -> Result<Result<Email, IgnoreReason>, PipelineError> {
+        Ok(match (&record.email, &record.lookup) {
+            (Some(raw), _) => Email::parse(raw).ok_or(IgnoreReason::NoEmail),
+            (None, Some((field, value))) => self
+                .store
+                .find_contact_by_identity(org_id, field, value)
+                .await
+                .map_err(|e| PipelineError::Lookup(Arc::new(e)))?
+                .ok_or(IgnoreReason::ContactNotFound),
+            (None, None) => Err(IgnoreReason::NoEmail),
+        })
+    }
+
+    /// Validates an API fire against its trigger's schema, then fires it once per
+    /// idempotency key (a fire without a key always fires).
+    pub async fn fire_api(
+        &self,
+        org_id: &str,
+        trigger_id: &str,
+        fire: ApiFire,
+    ) -> Result<ApiFired, PipelineError> {
+        let Some(trigger) = self.store.live_trigger(org_id, trigger_id).await? else {
+            return Ok(ApiFired::TriggerNotFound);
+        };
+        let resolved = match trigger.schema.resolve(&fire.payload) {
+            Ok(resolved) => resolved,
+            Err(problems) => {
+                return Ok(ApiFired::PayloadMismatch {
+                    problems,
+                    resolved: None,
+                })
+            }
+        };
+        let email = resolved
+            .values
+            .get("email")
+            .and_then(Value::as_str)
+            .and_then(Email::parse);
+        let Some(email) = email else {
+            return Ok(ApiFired::PayloadMismatch {
+                problems: vec![json!({"field": "email", "problem": "invalid_email"})],
+                resolved: Some(resolved),
+            });
+        };
+        if fire.dry_run {
+            return Ok(ApiFired::Ready(resolved));
+        }
+
+        let now_ms = self.clock.now_ms();
+        let claim = fire.key.map(|key| KeyClaim {
+            scope: API_SOURCE.to_owned(),
+            key: key.as_str().to_owned(),
+            request_hash: canonical::hash(&Value::Object(fire.payload)),
+        });
+        let write = FireWrite {
+            contact: contact::contact_update(&resolved.values),
+            org_id: org_id.to_owned(),
+            trigger_id: trigger.id.clone(),
+            instance_id: ids::new_id(ids::TRIGGER_INSTANCE),
+            source: API_SOURCE.to_owned(),
+            claim: None,
+            mode: match trigger.status {
+                TriggerStatus::Enabled => FireMode::Run,
+                TriggerStatus::Disabled => FireMode::Disabled,
+            },
+            contact_email: Some(email),
+            identities: vec![],
+            payload: resolved.values.clone(),
+            warnings: Value::Array(resolved.warnings.clone()),
+            // A retry after publishing an automation must fire.
+            release_key_without_runs: true,
+            now_ms,
+            key_expired_before_ms: now_ms - self.window_ms,
+        };
+        let outcome = self.once(org_id, claim, true, async { Ok(write) }).await?;
+        self.count(API_SOURCE, &outcome);
+        Ok(ApiFired::Fired { resolved, outcome })
+    }
+
+    /// Writes the fire `write` builds, once per key: a repeat answers the first fire, also
+    /// when it races the first one in this process or in another process on the same
+    /// database. `write` runs only when this process holds no answer for the key.
+    async fn once(
+        &self,
+        org_id: &str,
+        claim: Option<KeyClaim>,
+        release_key_without_runs: bool,
+        write: impl Future<Output = Result<FireWrite, PipelineError>>,
+    ) -> Result<Outcome, PipelineError> {
+        let Some(claim) = claim else {
+            let write = write.await?;
+            return match self.commit(write).await? {
+                Committed::Fresh(outcome, _) => Ok(outcome),
+                Committed::Earlier(_) => unreachable!("a fire without a key claims nothing"),
             };
         };
-        let cache_key = claim_key(&req.org_id, &scope, &key);
-        let request_hash = req.request_hash.clone();
-        let release_key_without_runs = req.release_key_without_runs;
-        let claim = KeyClaim {
-            scope,
-            key,
-            request_hash: request_hash.clone(),
-        };
+        let request_hash = claim.request_hash.clone();
+        let cache_key = dedupe::claim_key(org_id, &claim.scope, &claim.key);
+        let mut fresh = None;
         // Concurrent requests for one key in this process wait for the first one's
         // transaction instead of queueing their own; the database decides across processes.
         let entry = self
             .claims
             .entry(cache_key)
             .or_try_insert_with(async {
-                match self.write(req, &instance_id, now_ms, Some(claim)).await {
-                    Err(e) => Err(ClaimError::Db(e)),
-                    Ok(FireWritten::Recorded(record)) => {
-                        let fired = fired(instance_id.clone(), now_ms, record);
-                        if release_key_without_runs && fired.run_ids.is_empty() {
-                            Err(ClaimError::Released(fired))
-                        } else {
-                            Ok(Arc::new(Claimed::new(&request_hash, &fired)))
+                let mut write = write.await.map_err(ClaimError::Failed)?;
+                write.claim = Some(claim);
+                match self.commit(write).await.map_err(ClaimError::Failed)? {
+                    Committed::Fresh(outcome, fired) => {
+                        let claimed = Claimed::new(&request_hash, &fired);
+                        if release_key_without_runs && fired.runs.is_empty() {
+                            return Err(ClaimError::Released(outcome));
                         }
+                        fresh = Some(outcome);
+                        Ok(Arc::new(claimed))
                     }
-                    Ok(FireWritten::Existing(existing)) => Ok(Arc::new(Claimed::new(
-                        &existing.request_hash,
-                        &from_instance(&existing.instance),
+                    Committed::Earlier(earlier) => Ok(Arc::new(Claimed::new(
+                        &earlier.request_hash,
+                        &earlier.fired,
                     ))),
                 }
             })
             .await;
-        let claimed = match entry {
-            Ok(entry) => entry.into_value(),
+        match entry {
+            Ok(entry) => Ok(match fresh {
+                Some(outcome) => outcome,
+                None => entry.into_value().answer(&request_hash),
+            }),
             Err(e) => match &*e {
-                ClaimError::Released(fired) => return Ok(fired.clone()),
-                ClaimError::Db(db) => anyhow::bail!("fire transaction failed: {db}"),
+                // Requests that waited for this one get its answer too.
+                ClaimError::Released(outcome) => Ok(outcome.clone()),
+                ClaimError::Failed(e) => Err(e.clone()),
             },
-        };
-        let mut answer = claimed.replay_for(&request_hash);
-        if *claimed.instance_id == *instance_id {
-            answer.replay = None;
         }
-        Ok(answer)
     }
 
-    /// The earlier fire that holds this key, when this process remembers one: lets a
-    /// duplicate be answered before any other work. `None` says nothing: the database may
-    /// still know the key, and [`Pipeline::fire`] asks it.
-    pub async fn remembered(
-        &self,
-        org_id: &str,
-        (scope, key): (&str, &str),
-        request_hash: &str,
-    ) -> Option<Fired> {
-        let claimed = self.claims.get(&claim_key(org_id, scope, key)).await?;
-        Some(claimed.replay_for(request_hash))
-    }
-
-    async fn write(
-        &self,
-        req: FireRequest,
-        instance_id: &str,
-        now_ms: i64,
-        claim: Option<KeyClaim>,
-    ) -> Result<FireWritten, FireError> {
-        let write = FireWrite {
-            contact: contact::contact_update(&req.payload),
-            org_id: req.org_id,
-            trigger_id: req.trigger_id,
-            instance_id: instance_id.to_owned(),
-            source: req.source,
-            claim,
-            mode: req.mode,
-            contact_email: req.contact_email,
-            identities: req.identities,
-            payload: req.payload,
-            warnings: Value::Array(req.warnings),
-            release_key_without_runs: req.release_key_without_runs,
-            now_ms,
-            key_expired_before_ms: now_ms - self.window_ms,
+    /// Writes one fire: this request's outcome, or the earlier fire holding its key.
+    async fn commit(&self, write: FireWrite) -> Result<Committed, PipelineError> {
+        let (mode, instance_id, received_at_ms) =
+            (write.mode, write.instance_id.clone(), write.now_ms);
+        let fired = |runs| Fired {
+            instance_id,
+            received_at_ms,
+            runs,
         };
-        self.store.fire(write).await
+        let written = self.store.fire(write).await;
+        match written.map_err(|e| PipelineError::Write(Arc::new(e)))? {
+            FireWritten::Recorded(FireRecord { outcome, runs }) => {
+                let fired = fired(runs);
+                let answer = match (outcome, mode) {
+                    (FireOutcome::Triggered, _) => Outcome::Triggered(fired.clone()),
+                    (FireOutcome::NoPublishedAutomation, _) => {
+                        Outcome::NoPublishedAutomation(fired.clone())
+                    }
+                    (FireOutcome::TriggerDisabled, _) => Outcome::TriggerDisabled(fired.clone()),
+                    (FireOutcome::Ignored, FireMode::Ignore(reason)) => Outcome::Ignored(reason),
+                    (FireOutcome::Ignored, _) => {
+                        unreachable!("only an ignoring fire is recorded as ignored")
+                    }
+                };
+                Ok(Committed::Fresh(answer, fired))
+            }
+            FireWritten::Existing(earlier) => Ok(Committed::Earlier(Earlier {
+                request_hash: earlier.request_hash,
+                fired: Fired {
+                    instance_id: earlier.instance_id,
+                    received_at_ms: earlier.received_at_ms,
+                    runs: earlier.record.runs,
+                },
+            })),
+        }
+    }
+
+    fn count(&self, source: &str, outcome: &Outcome) {
+        let stored = match outcome {
+            Outcome::Replay(_) | Outcome::Conflict(_) => {
+                self.metrics.duplicates.with_label_values(&[source]).inc();
+                return;
+            }
+            Outcome::Triggered(_) => FireOutcome::Triggered,
+            Outcome::NoPublishedAutomation(_) => FireOutcome::NoPublishedAutomation,
+            Outcome::TriggerDisabled(_) => FireOutcome::TriggerDisabled,
+            Outcome::Ignored(_) => FireOutcome::Ignored,
+        };
+        self.metrics
+            .fires
+            .with_label_values(&[source, stored.as_str()])
+            .inc();
     }
 }
 
-fn fired(instance_id: String, now_ms: i64, record: crate::store::FireRecord) -> Fired {
-    Fired {
-        instance_id,
-        received_at_ms: now_ms,
-        outcome: record.outcome.to_owned(),
-        run_ids: record.run_ids,
-        automations: record.automations,
-        replay: None,
-    }
+/// A fire written by [`Pipeline::commit`].
+enum Committed {
+    /// This request's fire: its outcome, and the fire as a repeat would be answered.
+    Fresh(Outcome, Fired),
+    /// The key was held by an earlier fire.
+    Earlier(Earlier),
 }
 
-fn from_instance(row: &TriggerInstanceRow) -> Fired {
-    let automations: Vec<Value> = serde_json::from_str(&row.automations).unwrap_or_default();
-    Fired {
-        instance_id: row.id.clone(),
-        received_at_ms: row.received_at,
-        outcome: row.outcome.clone(),
-        run_ids: serde_json::from_str(&row.run_ids).unwrap_or_default(),
-        automations: automations
-            .iter()
-            .map(|a| {
-                let field = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
-                (field("automationId"), field("name"))
-            })
-            .collect(),
-        replay: None,
-    }
+struct Earlier {
+    request_hash: String,
+    fired: Fired,
+}
+
+enum ClaimError {
+    Failed(PipelineError),
+    /// The fire was written but gave its key back; its answer is not remembered.
+    Released(Outcome),
+}
+
+/// The adapters' reasons for ignoring a delivery, in the pipeline's vocabulary.
+fn adapter_reason(reason: &str) -> IgnoreReason {
+    reason.parse().unwrap_or(IgnoreReason::EventNotSupported)
 }

@@ -137,6 +137,7 @@ impl PayloadSchema {
     }
 }
 
+#[derive(Debug)]
 pub struct Resolved {
     pub values: Map<String, Value>,
     pub warnings: Vec<Value>,

@@ -2,6 +2,7 @@
 
 use super::triggers::{bind_trigger, INSERT_TRIGGER};
 use super::{with_read, with_write, Page, Store, TriggerRow};
+use crate::domain::TriggerStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectionRow {
@@ -32,6 +33,14 @@ impl std::fmt::Debug for SecretRow {
             .field("hint", &self.hint)
             .finish_non_exhaustive()
     }
+}
+
+/// An edit of a connection: its row as it is to be, and at most one secret added and one
+/// retired.
+pub struct ConnectionEdit<'a> {
+    pub connection: &'a ConnectionRow,
+    pub add_secret: Option<&'a SecretRow>,
+    pub remove_secret_id: Option<&'a str>,
 }
 
 /// A connection with its first secrets and the triggers it provisions, written together.
@@ -78,8 +87,12 @@ impl Store {
             for t in &new.triggers {
                 bind_trigger!(sqlx::query(INSERT_TRIGGER), t).execute(&mut *tx).await?;
             }
-            tx.commit().await
-        })
+            tx.commit().await?
+        });
+        // The id may have been looked up (and remembered as unknown) before it existed.
+        self.forget_connection(&c.id).await;
+        self.forget_triggers();
+        Ok(())
     }
 
     /// A live (not deleted) connection of `org_id`.
@@ -129,58 +142,49 @@ impl Store {
         with_read!(self, pool => sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await)
     }
 
-    pub async fn update_connection(&self, c: &ConnectionRow) -> sqlx::Result<()> {
+    /// Writes a connection's editable columns and its secret changes in one transaction.
+    pub async fn update_connection(&self, edit: &ConnectionEdit<'_>) -> sqlx::Result<()> {
+        let c = edit.connection;
         with_write!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE connections SET name = $1, enabled = $2, updated_at = $3 WHERE id = $4")
                 .bind(&c.name)
                 .bind(c.enabled)
                 .bind(c.updated_at)
                 .bind(&c.id)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-    }
-
-    pub async fn add_secret(&self, s: &SecretRow) -> sqlx::Result<()> {
-        with_write!(self, pool => {
-            sqlx::query(INSERT_SECRET)
-                .bind(&s.id)
-                .bind(&s.connection_id)
-                .bind(&s.secret)
-                .bind(&s.hint)
-                .bind(s.created_at)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-    }
-
-    /// Retires a secret; answers whether it was active on that connection.
-    pub async fn remove_secret(
-        &self,
-        connection_id: &str,
-        secret_id: &str,
-        now: i64,
-    ) -> sqlx::Result<bool> {
-        with_write!(self, pool => {
-            sqlx::query(
-                "UPDATE connection_secrets SET removed_at = $1 \
-                 WHERE connection_id = $2 AND id = $3 AND removed_at IS NULL",
-            )
-            .bind(now)
-            .bind(connection_id)
-            .bind(secret_id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-        })
+                .execute(&mut *tx)
+                .await?;
+            if let Some(s) = edit.add_secret {
+                sqlx::query(INSERT_SECRET)
+                    .bind(&s.id)
+                    .bind(&s.connection_id)
+                    .bind(&s.secret)
+                    .bind(&s.hint)
+                    .bind(s.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(secret_id) = edit.remove_secret_id {
+                sqlx::query(
+                    "UPDATE connection_secrets SET removed_at = $1 \
+                     WHERE connection_id = $2 AND id = $3 AND removed_at IS NULL",
+                )
+                .bind(c.updated_at)
+                .bind(&c.id)
+                .bind(secret_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        self.forget_connection(&c.id).await;
+        Ok(())
     }
 
     /// Deletes a connection: its receive URL stops answering and its triggers are disabled;
     /// past fires and runs stay.
     pub async fn delete_connection(&self, org_id: &str, id: &str, now: i64) -> sqlx::Result<bool> {
-        with_write!(self, pool => {
+        let deleted = with_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let deleted = sqlx::query(
                 "UPDATE connections SET deleted_at = $1, enabled = $2 \
@@ -194,13 +198,16 @@ impl Store {
             .await?
             .rows_affected() == 1;
             sqlx::query("UPDATE triggers SET status = $1, updated_at = $2 WHERE connection_id = $3")
-                .bind("disabled")
+                .bind(TriggerStatus::Disabled.as_str())
                 .bind(now)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(deleted)
-        })
+            deleted
+        });
+        self.forget_connection(id).await;
+        self.forget_triggers();
+        Ok(deleted)
     }
 }

@@ -93,14 +93,16 @@ impl Store {
 
     /// Revokes a key; answers whether it existed and was active.
     pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> sqlx::Result<bool> {
-        with_write!(self, pool => {
+        let revoked = with_write!(self, pool => {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(key_id)
                 .execute(pool)
-                .await
-                .map(|r| r.rows_affected() == 1)
-        })
+                .await?
+                .rows_affected() == 1
+        });
+        self.forget_keys();
+        Ok(revoked)
     }
 }
 

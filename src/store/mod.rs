@@ -5,6 +5,7 @@
 //! both pool types by [`with_read!`] / [`with_write!`].
 
 mod automations;
+mod cache;
 mod connections;
 mod contacts;
 mod fire;
@@ -13,17 +14,19 @@ mod runs;
 mod triggers;
 
 pub use automations::AutomationRow;
-pub use connections::{ConnectionRow, NewConnection, SecretRow};
+pub use cache::{LiveConnection, LiveTrigger, LoadError};
+pub use connections::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow};
 pub use contacts::ContactRow;
 pub use fire::{
     ContactUpdate, FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, ReplayRecord,
-    OUTCOME_DISABLED, OUTCOME_IGNORED, OUTCOME_NO_PUBLISHED, OUTCOME_TRIGGERED,
+    StartedRun,
 };
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
 pub use triggers::TriggerRow;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -34,6 +37,7 @@ use crate::config::{DatabaseSettings, SqliteSynchronous};
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    caches: Arc<cache::Caches>,
 }
 
 #[derive(Clone)]
@@ -115,7 +119,10 @@ impl Store {
         } else {
             anyhow::bail!("database.url must start with sqlite: or postgres://");
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            caches: Arc::new(cache::Caches::new()),
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -168,11 +175,6 @@ fn sqlite_options(
         .synchronous(synchronous.pragma_value().parse()?)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT))
-}
-
-/// Whether an error is a unique-constraint violation (a duplicate, not a failure).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Triggers: API triggers and the ones connections provision.
 
 use super::{with_read, with_write, Page, Store};
+use crate::domain::TriggerStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TriggerRow {
@@ -11,7 +12,8 @@ pub struct TriggerRow {
     pub provider: String,
     pub connection_id: Option<String>,
     pub provider_event_key: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TriggerStatus,
     pub payload_schema: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -35,7 +37,7 @@ macro_rules! bind_trigger {
             .bind(&$t.provider)
             .bind(&$t.connection_id)
             .bind(&$t.provider_event_key)
-            .bind(&$t.status)
+            .bind($t.status.as_str())
             .bind(&$t.payload_schema)
             .bind($t.created_at)
             .bind($t.updated_at)
@@ -46,8 +48,10 @@ pub(super) use bind_trigger;
 impl Store {
     pub async fn insert_trigger(&self, t: &TriggerRow) -> sqlx::Result<()> {
         with_write!(self, pool => {
-            bind_trigger!(sqlx::query(INSERT_TRIGGER), t).execute(pool).await.map(|_| ())
-        })
+            bind_trigger!(sqlx::query(INSERT_TRIGGER), t).execute(pool).await.map(|_| ())?
+        });
+        self.forget_triggers();
+        Ok(())
     }
 
     pub async fn get_trigger(&self, org_id: &str, id: &str) -> sqlx::Result<Option<TriggerRow>> {
@@ -92,14 +96,16 @@ impl Store {
             )
             .bind(&t.title)
             .bind(&t.description)
-            .bind(&t.status)
+            .bind(t.status.as_str())
             .bind(&t.payload_schema)
             .bind(t.updated_at)
             .bind(&t.org_id)
             .bind(&t.id)
             .execute(pool)
             .await
-            .map(|_| ())
-        })
+            .map(|_| ())?
+        });
+        self.forget_triggers();
+        Ok(())
     }
 }

@@ -5,9 +5,11 @@
 mod postgres;
 mod sqlite;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Backend, Store, TriggerInstanceRow};
+use super::{Backend, Store};
+use crate::domain::{Email, FireOutcome, IgnoreReason};
 
 pub(super) use sqlite::Committer;
 
@@ -22,8 +24,8 @@ pub struct FireWrite {
     pub source: String,
     pub claim: Option<KeyClaim>,
     pub mode: FireMode,
-    /// The normalised contact key; `None` when the fire is recorded without a contact.
-    pub contact_email: Option<String>,
+    /// The contact key; `None` when the fire is recorded without a contact.
+    pub contact_email: Option<Email>,
     pub contact: ContactUpdate,
     /// Provider ids through which later events without an email find this contact.
     pub identities: Vec<(String, String)>,
@@ -39,14 +41,14 @@ pub struct FireWrite {
 }
 
 /// How a fire is carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FireMode {
     /// Upsert the contact and start one run per published automation.
     Run,
     /// The trigger is disabled: record the fire only.
     Disabled,
     /// Record the fire with this reason, nothing else (no contact could be resolved...).
-    Ignore(String),
+    Ignore(IgnoreReason),
 }
 
 #[derive(Debug, Clone)]
@@ -75,24 +77,85 @@ pub enum FireWritten {
     Existing(Box<ReplayRecord>),
 }
 
+/// What a committed fire came to.
 #[derive(Debug, Clone)]
 pub struct FireRecord {
-    pub outcome: &'static str,
-    pub run_ids: Vec<String>,
-    /// `(automationId, name)` of the published automations that got a run.
-    pub automations: Vec<(String, String)>,
+    pub outcome: FireOutcome,
+    pub runs: Vec<StartedRun>,
 }
 
+/// A run a fire started, with the published automation it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StartedRun {
+    pub run_id: String,
+    pub automation_id: String,
+    pub automation_name: String,
+}
+
+/// The earlier fire that holds a key.
 #[derive(Debug, Clone)]
 pub struct ReplayRecord {
     pub request_hash: String,
-    pub instance: TriggerInstanceRow,
+    pub instance_id: String,
+    pub received_at_ms: i64,
+    pub record: FireRecord,
 }
 
-pub const OUTCOME_TRIGGERED: &str = "triggered";
-pub const OUTCOME_NO_PUBLISHED: &str = "no_published_automation";
-pub const OUTCOME_DISABLED: &str = "trigger_disabled";
-pub const OUTCOME_IGNORED: &str = "ignored";
+/// The columns of [`KEY_HOLDER`], as stored, to be decoded by [`KeyHolderRow::decode`].
+struct KeyHolderRow {
+    request_hash: String,
+    instance_id: String,
+    outcome: String,
+    run_ids: String,
+    automations: String,
+    received_at_ms: i64,
+}
+
+/// A stored fire that does not decode: the database holds what firehook never writes.
+#[derive(Debug, thiserror::Error)]
+#[error("trigger instance {instance_id} does not decode: {cause}")]
+pub struct CorruptFire {
+    instance_id: String,
+    cause: String,
+}
+
+impl KeyHolderRow {
+    fn decode(self) -> Result<ReplayRecord, CorruptFire> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Automation {
+            automation_id: String,
+            name: String,
+        }
+        let corrupt = |cause: String| CorruptFire {
+            instance_id: self.instance_id.clone(),
+            cause,
+        };
+        let outcome = self.outcome.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let run_ids: Vec<String> =
+            serde_json::from_str(&self.run_ids).map_err(|e| corrupt(format!("run_ids: {e}")))?;
+        let automations: Vec<Automation> = serde_json::from_str(&self.automations)
+            .map_err(|e| corrupt(format!("automations: {e}")))?;
+        if run_ids.len() != automations.len() {
+            return Err(corrupt("run_ids and automations differ in length".into()));
+        }
+        let runs = run_ids
+            .into_iter()
+            .zip(automations)
+            .map(|(run_id, a)| StartedRun {
+                run_id,
+                automation_id: a.automation_id,
+                automation_name: a.name,
+            })
+            .collect();
+        Ok(ReplayRecord {
+            request_hash: self.request_hash,
+            instance_id: self.instance_id,
+            received_at_ms: self.received_at_ms,
+            record: FireRecord { outcome, runs },
+        })
+    }
+}
 
 /// Why a fire was not written. Nothing of it was committed.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +171,18 @@ pub enum FireError {
     WriterStopped,
 }
 
+impl From<CorruptFire> for sqlx::Error {
+    fn from(e: CorruptFire) -> sqlx::Error {
+        sqlx::Error::Decode(Box::new(e))
+    }
+}
+
+impl From<CorruptFire> for rusqlite::Error {
+    fn from(e: CorruptFire) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    }
+}
+
 const CLAIM_KEY: &str = "INSERT INTO fire_keys \
      (org_id, scope, key, request_hash, trigger_instance_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) \
@@ -115,9 +190,8 @@ const CLAIM_KEY: &str = "INSERT INTO fire_keys \
      trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
      WHERE fire_keys.created_at < $7 RETURNING trigger_instance_id";
 
-const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.trigger_id, i.source, i.outcome, \
-     i.reason, i.idempotency_key, i.contact_email, i.payload, i.warnings, i.run_ids, \
-     i.automations, i.received_at FROM fire_keys k \
+const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.outcome, i.run_ids, i.automations, \
+     i.received_at FROM fire_keys k \
      JOIN trigger_instances i ON i.id = k.trigger_instance_id \
      WHERE k.org_id = $1 AND k.scope = $2 AND k.key = $3";
 
@@ -171,13 +245,21 @@ struct NewRun {
 /// What a fire records besides its key and contact: the runs it starts and its instance.
 struct NewRecord<'a> {
     runs: &'a [NewRun],
-    outcome: &'static str,
-    reason: Option<&'a str>,
+    outcome: FireOutcome,
+    reason: Option<IgnoreReason>,
     /// The resolved payload as JSON, stored once per run and on the instance.
     payload: &'a str,
 }
 
 impl NewRecord<'_> {
+    fn outcome(&self) -> &'static str {
+        self.outcome.as_str()
+    }
+
+    fn reason(&self) -> Option<&'static str> {
+        self.reason.map(IgnoreReason::as_str)
+    }
+
     fn run_ids_json(&self) -> String {
         Value::Array(
             self.runs
@@ -212,10 +294,10 @@ trait FireTx {
         &mut self,
         org_id: &str,
         claim: &KeyClaim,
-    ) -> Result<ReplayRecord, Self::Error>;
+    ) -> Result<KeyHolderRow, Self::Error>;
     /// Inserts or updates the contact (its custom fields merge into the stored ones),
     /// defines custom fields not seen before and links the fire's provider ids to it.
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> Result<(), Self::Error>;
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> Result<(), Self::Error>;
     async fn published(&mut self, trigger_id: &str) -> Result<Vec<Published>, Self::Error>;
     /// Inserts the runs and the trigger instance.
     async fn record(&mut self, w: &FireWrite, record: &NewRecord<'_>) -> Result<(), Self::Error>;
@@ -224,29 +306,33 @@ trait FireTx {
 
 /// The steps of one fire. Nothing is committed here: the caller commits a `Recorded` fire
 /// and rolls back an `Existing` one.
-async fn write_fire<T: FireTx>(tx: &mut T, w: &FireWrite) -> Result<FireWritten, T::Error> {
+async fn write_fire<T>(tx: &mut T, w: &FireWrite) -> Result<FireWritten, T::Error>
+where
+    T: FireTx,
+    T::Error: From<CorruptFire>,
+{
     if let Some(claim) = &w.claim {
         if !tx.claim_key(w, claim).await? {
-            let holder = tx.key_holder(&w.org_id, claim).await?;
+            let holder = tx.key_holder(&w.org_id, claim).await?.decode()?;
             return Ok(FireWritten::Existing(Box::new(holder)));
         }
     }
 
-    let mut outcome = OUTCOME_IGNORED;
+    let mut outcome = FireOutcome::Ignored;
     let mut reason = None;
     let mut runs = vec![];
     match &w.mode {
-        FireMode::Ignore(why) => reason = Some(why.as_str()),
-        FireMode::Disabled => outcome = OUTCOME_DISABLED,
+        FireMode::Ignore(why) => reason = Some(*why),
+        FireMode::Disabled => outcome = FireOutcome::TriggerDisabled,
         FireMode::Run => {
             if let Some(email) = &w.contact_email {
                 tx.upsert_contact(w, email).await?;
             }
             let published = tx.published(&w.trigger_id).await?;
             outcome = if published.is_empty() {
-                OUTCOME_NO_PUBLISHED
+                FireOutcome::NoPublishedAutomation
             } else {
-                OUTCOME_TRIGGERED
+                FireOutcome::Triggered
             };
             runs = published
                 .into_iter()
@@ -269,13 +355,16 @@ async fn write_fire<T: FireTx>(tx: &mut T, w: &FireWrite) -> Result<FireWritten,
 
     let record = FireRecord {
         outcome,
-        run_ids: runs.iter().map(|r| r.id.clone()).collect(),
-        automations: runs
+        runs: runs
             .into_iter()
-            .map(|r| (r.automation.id, r.automation.name))
+            .map(|r| StartedRun {
+                run_id: r.id,
+                automation_id: r.automation.id,
+                automation_name: r.automation.name,
+            })
             .collect(),
     };
-    if w.release_key_without_runs && record.run_ids.is_empty() {
+    if w.release_key_without_runs && record.runs.is_empty() {
         if let Some(claim) = &w.claim {
             tx.release_key(&w.org_id, claim).await?;
         }
@@ -293,14 +382,14 @@ impl Store {
         }
     }
 
-    /// The email of the contact that carries this provider id, if one does.
+    /// The contact that carries this provider id, if one does.
     pub async fn find_contact_by_identity(
         &self,
         org_id: &str,
         field: &str,
         value: &str,
-    ) -> sqlx::Result<Option<String>> {
-        super::with_read!(self, pool => {
+    ) -> sqlx::Result<Option<Email>> {
+        let email: Option<String> = super::with_read!(self, pool => {
             sqlx::query_scalar(
                 "SELECT email FROM contact_identities WHERE org_id = $1 AND field = $2 AND value = $3",
             )
@@ -308,8 +397,10 @@ impl Store {
             .bind(field)
             .bind(value)
             .fetch_optional(pool)
-            .await
-        })
+            .await?
+        });
+        // Stored keys were normalised when written; one that no longer parses names no one.
+        Ok(email.as_deref().and_then(Email::parse))
     }
 }
 

@@ -1,15 +1,15 @@
 //! Fires on PostgreSQL: each fire is its own transaction (the server groups concurrent
 //! commits itself), in as few round trips as the steps allow.
 
-use sqlx::{FromRow, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use serde_json::Value;
 
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, FireTx, FireWrite, FireWritten,
-    KeyClaim, NewRecord, Published, ReplayRecord, CLAIM_KEY, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
+    KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
-use crate::store::TriggerInstanceRow;
+use crate::domain::{Email, RunStatus};
 
 pub(super) async fn fire(pool: &PgPool, w: &FireWrite) -> sqlx::Result<FireWritten> {
     let mut tx = pool.begin().await?;
@@ -38,20 +38,25 @@ impl FireTx for PgConnection {
         Ok(claimed.is_some())
     }
 
-    async fn key_holder(&mut self, org_id: &str, claim: &KeyClaim) -> sqlx::Result<ReplayRecord> {
+    async fn key_holder(&mut self, org_id: &str, claim: &KeyClaim) -> sqlx::Result<KeyHolderRow> {
         let row = sqlx::query(KEY_HOLDER)
             .bind(org_id)
             .bind(&claim.scope)
             .bind(&claim.key)
             .fetch_one(&mut *self)
             .await?;
-        Ok(ReplayRecord {
-            request_hash: row.try_get("request_hash")?,
-            instance: TriggerInstanceRow::from_row(&row)?,
+        Ok(KeyHolderRow {
+            request_hash: row.try_get(0)?,
+            instance_id: row.try_get(1)?,
+            outcome: row.try_get(2)?,
+            run_ids: row.try_get(3)?,
+            automations: row.try_get(4)?,
+            received_at_ms: row.try_get(5)?,
         })
     }
 
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> sqlx::Result<()> {
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> sqlx::Result<()> {
+        let email = email.as_str();
         // One round trip: the row lock the upsert takes orders concurrent merges.
         const UPSERT: &str = concat!(
             "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
@@ -108,7 +113,7 @@ impl FireTx for PgConnection {
         const RECORD: &str = concat!(
             "WITH started AS (INSERT INTO runs (id, org_id, automation_id, automation_version, \
              trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
-             SELECT r.id, $2, r.automation_id, r.version, $3, $1, 'queued', COALESCE($8, ''), \
+             SELECT r.id, $2, r.automation_id, r.version, $3, $1, $17, COALESCE($8, ''), \
              $9, $13 FROM unnest($14::text[], $15::text[], $16::bigint[]) \
              AS r(id, automation_id, version)) ",
             insert_instance!()
@@ -125,10 +130,10 @@ impl FireTx for PgConnection {
             .bind(&w.org_id)
             .bind(&w.trigger_id)
             .bind(&w.source)
-            .bind(r.outcome)
-            .bind(r.reason)
+            .bind(r.outcome())
+            .bind(r.reason())
             .bind(w.claim.as_ref().map(|c| c.key.as_str()))
-            .bind(&w.contact_email)
+            .bind(w.contact_email.as_ref().map(Email::as_str))
             .bind(r.payload)
             .bind(w.warnings.to_string())
             .bind(r.run_ids_json())
@@ -137,6 +142,7 @@ impl FireTx for PgConnection {
             .bind(run_ids)
             .bind(automation_ids)
             .bind(versions)
+            .bind(RunStatus::Queued.as_str())
             .execute(&mut *self)
             .await?;
         Ok(())

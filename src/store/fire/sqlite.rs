@@ -20,11 +20,12 @@ use serde_json::{Map, Value};
 
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
-    FireWritten, KeyClaim, NewRecord, Published, ReplayRecord, CLAIM_KEY, KEY_HOLDER, PUBLISHED,
+    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED,
     RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
-use crate::store::{TriggerInstanceRow, SQLITE_BUSY_TIMEOUT};
+use crate::domain::{Email, RunStatus};
+use crate::store::SQLITE_BUSY_TIMEOUT;
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
@@ -204,12 +205,13 @@ impl FireTx for Writer<'_> {
         &mut self,
         org_id: &str,
         claim: &KeyClaim,
-    ) -> rusqlite::Result<ReplayRecord> {
+    ) -> rusqlite::Result<KeyHolderRow> {
         let mut key_holder = self.0.prepare_cached(KEY_HOLDER)?;
-        key_holder.query_row(params![org_id, claim.scope, claim.key], replay_record)
+        key_holder.query_row(params![org_id, claim.scope, claim.key], key_holder_row)
     }
 
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &str) -> rusqlite::Result<()> {
+    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> rusqlite::Result<()> {
+        let email = email.as_str();
         // The committer is SQLite's only writer of fires, so reading the stored fields and
         // writing the merge back needs no lock.
         let stored: Option<String> = self
@@ -217,9 +219,16 @@ impl FireTx for Writer<'_> {
             .prepare_cached("SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2")?
             .query_row(params![w.org_id, email], |row| row.get(0))
             .optional()?;
-        let mut fields: Map<String, Value> = stored
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
+        let mut fields: Map<String, Value> = match stored {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            None => Map::new(),
+        };
         let c = &w.contact;
         fields.extend(c.custom_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fields = Value::Object(fields).to_string();
@@ -278,8 +287,11 @@ impl FireTx for Writer<'_> {
                     run.automation.version,
                     w.trigger_id,
                     w.instance_id,
-                    "queued",
-                    w.contact_email.as_deref().unwrap_or_default(),
+                    RunStatus::Queued.as_str(),
+                    w.contact_email
+                        .as_ref()
+                        .map(Email::as_str)
+                        .unwrap_or_default(),
                     r.payload,
                     w.now_ms
                 ],
@@ -292,10 +304,10 @@ impl FireTx for Writer<'_> {
                 w.org_id,
                 w.trigger_id,
                 w.source,
-                r.outcome,
-                r.reason,
+                r.outcome(),
+                r.reason(),
                 w.claim.as_ref().map(|c| c.key.as_str()),
-                w.contact_email,
+                w.contact_email.as_ref().map(Email::as_str),
                 r.payload,
                 w.warnings.to_string(),
                 r.run_ids_json(),
@@ -310,24 +322,14 @@ impl FireTx for Writer<'_> {
     }
 }
 
-/// A row of [`KEY_HOLDER`]: the key's request hash, then the instance's columns.
-fn replay_record(row: &Row<'_>) -> rusqlite::Result<ReplayRecord> {
-    Ok(ReplayRecord {
+fn key_holder_row(row: &Row<'_>) -> rusqlite::Result<KeyHolderRow> {
+    Ok(KeyHolderRow {
         request_hash: row.get(0)?,
-        instance: TriggerInstanceRow {
-            id: row.get(1)?,
-            trigger_id: row.get(2)?,
-            source: row.get(3)?,
-            outcome: row.get(4)?,
-            reason: row.get(5)?,
-            idempotency_key: row.get(6)?,
-            contact_email: row.get(7)?,
-            payload: row.get(8)?,
-            warnings: row.get(9)?,
-            run_ids: row.get(10)?,
-            automations: row.get(11)?,
-            received_at: row.get(12)?,
-        },
+        instance_id: row.get(1)?,
+        outcome: row.get(2)?,
+        run_ids: row.get(3)?,
+        automations: row.get(4)?,
+        received_at_ms: row.get(5)?,
     })
 }
 
@@ -337,6 +339,7 @@ mod tests {
 
     use super::*;
     use crate::config::{DatabaseSettings, SecretString};
+    use crate::domain::IgnoreReason;
     use crate::store::{FireMode, Store};
 
     fn ignored_fire(instance_id: &str, key: &str) -> FireWrite {
@@ -350,7 +353,7 @@ mod tests {
                 key: key.into(),
                 request_hash: "hash".into(),
             }),
-            mode: FireMode::Ignore("no_email".into()),
+            mode: FireMode::Ignore(IgnoreReason::NoEmail),
             contact_email: None,
             contact: Default::default(),
             identities: vec![],

@@ -1,0 +1,171 @@
+//! Per-process caches of what every request reads: API keys, live connections with their
+//! secrets, and triggers with their parsed schema. They live behind the store so that each
+//! write that changes a cached row empties its entry after it commits; no caller has to
+//! remember to. Other processes on the same database see an edit within the time to live.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::{Provider, Secret};
+use moka::future::Cache;
+use serde_json::Value;
+
+use super::{ConnectionRow, Store};
+use crate::domain::TriggerStatus;
+use crate::pipeline::schema::PayloadSchema;
+
+const CONNECTION_TTL: Duration = Duration::from_secs(5);
+const TRIGGER_TTL: Duration = Duration::from_secs(5);
+const KEY_TTL: Duration = Duration::from_secs(30);
+const CAPACITY: u64 = 10_000;
+
+/// A connection as deliveries need it: its row, provider and active secrets.
+#[derive(Debug)]
+pub struct LiveConnection {
+    pub row: ConnectionRow,
+    pub provider: Provider,
+    pub secrets: Vec<Secret>,
+    pub options: Value,
+}
+
+/// A trigger as fires need it: its status and parsed payload schema.
+#[derive(Debug)]
+pub struct LiveTrigger {
+    pub id: String,
+    pub status: TriggerStatus,
+    pub schema: PayloadSchema,
+}
+
+/// A cached row that failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("stored {what} of {id} does not decode: {cause}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        cause: String,
+    },
+}
+
+pub(super) struct Caches {
+    /// API key hash -> org id.
+    keys: Cache<String, String>,
+    /// Connection id -> the live connection, or `None` for no such connection.
+    connections: Cache<String, Option<Arc<LiveConnection>>>,
+    /// `org \0 trigger id` -> the trigger, or `None`.
+    triggers: Cache<String, Option<Arc<LiveTrigger>>>,
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
+    Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(ttl)
+        .build()
+}
+
+impl Caches {
+    pub(super) fn new() -> Caches {
+        Caches {
+            keys: cache(KEY_TTL),
+            connections: cache(CONNECTION_TTL),
+            triggers: cache(TRIGGER_TTL),
+        }
+    }
+}
+
+impl Store {
+    /// The org of the active API key with this hash.
+    pub async fn org_for_key(&self, hash: &str) -> sqlx::Result<Option<String>> {
+        if let Some(org) = self.caches.keys.get(hash).await {
+            return Ok(Some(org));
+        }
+        let Some(record) = self.find_api_key(hash).await? else {
+            return Ok(None);
+        };
+        self.caches
+            .keys
+            .insert(hash.to_owned(), record.org_id.clone())
+            .await;
+        Ok(Some(record.org_id))
+    }
+
+    /// The connection behind a receive URL, with its active secrets.
+    pub async fn live_connection(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<LiveConnection>>, Arc<LoadError>> {
+        self.caches
+            .connections
+            .try_get_with(id.to_owned(), async {
+                let Some(row) = self.find_connection(id).await? else {
+                    return Ok(None);
+                };
+                let corrupt = |what, cause: String| LoadError::Corrupt {
+                    what,
+                    id: row.id.clone(),
+                    cause,
+                };
+                let provider = Provider::from_slug(&row.provider)
+                    .ok_or_else(|| corrupt("provider", format!("unknown `{}`", row.provider)))?;
+                let options = serde_json::from_str(&row.options)
+                    .map_err(|e| corrupt("options", e.to_string()))?;
+                let secrets = self
+                    .active_secrets(id)
+                    .await?
+                    .into_iter()
+                    .map(|s| Secret::new(s.secret))
+                    .collect();
+                Ok(Some(Arc::new(LiveConnection {
+                    row,
+                    provider,
+                    secrets,
+                    options,
+                })))
+            })
+            .await
+    }
+
+    /// The trigger `id` of `org_id`.
+    pub async fn live_trigger(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<Arc<LiveTrigger>>, Arc<LoadError>> {
+        self.caches
+            .triggers
+            .try_get_with(format!("{org_id}\u{0}{id}"), async {
+                let Some(row) = self.get_trigger(org_id, id).await? else {
+                    return Ok(None);
+                };
+                let schema =
+                    serde_json::from_str(&row.payload_schema).map_err(|e| LoadError::Corrupt {
+                        what: "payload schema",
+                        id: row.id.clone(),
+                        cause: e.to_string(),
+                    })?;
+                Ok(Some(Arc::new(LiveTrigger {
+                    status: row.status,
+                    id: row.id,
+                    schema,
+                })))
+            })
+            .await
+    }
+
+    /// After a write to triggers: every cached trigger may be stale.
+    pub(super) fn forget_triggers(&self) {
+        self.caches.triggers.invalidate_all();
+    }
+
+    /// After a write to a connection or its secrets.
+    pub(super) async fn forget_connection(&self, id: &str) {
+        self.caches.connections.invalidate(id).await;
+    }
+
+    /// After a key is revoked (by id, so the hash is unknown here).
+    pub(super) fn forget_keys(&self) {
+        self.caches.keys.invalidate_all();
+    }
+}
