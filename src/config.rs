@@ -1,7 +1,6 @@
 //! Layered configuration: `config/default.toml` (compiled in), an optional file, then
 //! `FIREHOOK__SECTION__KEY` environment variables.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -72,26 +71,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// A configuration value that may hold credentials (a database URL with a password, an API
-/// key): it never prints.
-#[derive(Clone, Deserialize, Default)]
-#[serde(transparent)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretString(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(..)")
-    }
-}
+/// Configuration values that may hold credentials (a database URL with a password, an API
+/// key) never print: `Debug` shows `[REDACTED]`.
+pub use secrecy::{ExposeSecret, SecretString};
 
 impl Settings {
     /// Loads the defaults, then `file` if given, then the environment.

@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ExposeSecret, Settings};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -88,7 +88,7 @@ async fn bootstrap(store: &Store, settings: &Settings, clock: &Clock) -> anyhow:
     if store.count_orgs().await? > 0 {
         return Ok(());
     }
-    let configured = Some(settings.bootstrap.api_key.expose()).filter(|k| !k.is_empty());
+    let configured = Some(settings.bootstrap.api_key.expose_secret()).filter(|k| !k.is_empty());
     let (org_id, key) = auth::create_org(store, "default", configured, clock.now_ms()).await?;
     if configured.is_some() {
         tracing::info!(org = %org_id, "created the default org with the configured API key");

@@ -2,14 +2,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::{ApiError, ErrorType};
+use super::error::{stored, ApiError, ErrorType};
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
+use crate::domain::{FireOutcome, RunStatus};
 use crate::ids;
 use crate::pipeline::graph::{self, Edge, Node};
 use crate::store::{AutomationRow, RunFilter, RunRow, TriggerInstanceRow};
@@ -57,51 +58,98 @@ struct RunQuery {
     cursor: Option<String>,
 }
 
-fn render(a: &AutomationRow) -> Value {
-    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-    json!({
-        "automationId": a.id,
-        "name": a.name,
-        "description": a.description,
-        "triggerEventId": a.trigger_id,
-        "nodes": parse(&a.nodes),
-        "connections": parse(&a.edges),
-        "version": a.version,
-        "published": a.published,
-        "createdAt": rfc3339(a.created_at),
-        "updatedAt": rfc3339(a.updated_at),
+/// An automation as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Automation {
+    automation_id: String,
+    name: String,
+    description: Option<String>,
+    trigger_event_id: String,
+    nodes: Vec<Node>,
+    connections: Vec<Edge>,
+    version: i64,
+    published: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+fn render(a: &AutomationRow) -> Result<Automation, ApiError> {
+    Ok(Automation {
+        automation_id: a.id.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        trigger_event_id: a.trigger_id.clone(),
+        nodes: stored("nodes", &a.id, &a.nodes)?,
+        connections: stored("edges", &a.id, &a.edges)?,
+        version: a.version,
+        published: a.published,
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
     })
 }
 
-fn render_run(r: &RunRow) -> Value {
-    json!({
-        "automationRunId": r.id,
-        "automationId": r.automation_id,
-        "automationVersion": r.automation_version,
-        "triggerEventId": r.trigger_id,
-        "triggerInstanceId": r.trigger_instance_id,
-        "status": r.status,
-        "contactEmail": r.contact_email,
-        "payload": serde_json::from_str::<Value>(&r.payload).unwrap_or(Value::Null),
-        "createdAt": rfc3339(r.created_at),
+/// A run as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    automation_run_id: String,
+    automation_id: String,
+    automation_version: i64,
+    trigger_event_id: String,
+    trigger_instance_id: String,
+    status: RunStatus,
+    contact_email: String,
+    payload: Map<String, Value>,
+    created_at: String,
+}
+
+fn render_run(r: &RunRow) -> Result<Run, ApiError> {
+    Ok(Run {
+        automation_run_id: r.id.clone(),
+        automation_id: r.automation_id.clone(),
+        automation_version: r.automation_version,
+        trigger_event_id: r.trigger_id.clone(),
+        trigger_instance_id: r.trigger_instance_id.clone(),
+        status: r.status,
+        contact_email: r.contact_email.clone(),
+        payload: stored("payload", &r.id, &r.payload)?,
+        created_at: rfc3339(r.created_at),
     })
 }
 
-fn render_instance(t: &TriggerInstanceRow) -> Value {
-    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-    json!({
-        "triggerInstanceId": t.id,
-        "triggerEventId": t.trigger_id,
-        "source": t.source,
-        "outcome": t.outcome,
-        "reason": t.reason,
-        "idempotencyKey": t.idempotency_key,
-        "contactEmail": t.contact_email,
-        "payload": parse(&t.payload),
-        "warnings": parse(&t.warnings),
-        "automationRunIds": parse(&t.run_ids),
-        "publishedAutomations": parse(&t.automations),
-        "receivedAt": rfc3339(t.received_at),
+/// A trigger instance (the record of one fire) as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggerInstance {
+    trigger_instance_id: String,
+    trigger_event_id: String,
+    source: String,
+    outcome: FireOutcome,
+    reason: Option<String>,
+    idempotency_key: Option<String>,
+    contact_email: Option<String>,
+    payload: Map<String, Value>,
+    warnings: Vec<Value>,
+    automation_run_ids: Vec<String>,
+    published_automations: Vec<Value>,
+    received_at: String,
+}
+
+fn render_instance(t: &TriggerInstanceRow) -> Result<TriggerInstance, ApiError> {
+    Ok(TriggerInstance {
+        trigger_instance_id: t.id.clone(),
+        trigger_event_id: t.trigger_id.clone(),
+        source: t.source.clone(),
+        outcome: t.outcome,
+        reason: t.reason.clone(),
+        idempotency_key: t.idempotency_key.clone(),
+        contact_email: t.contact_email.clone(),
+        payload: stored("payload", &t.id, &t.payload)?,
+        warnings: stored("warnings", &t.id, &t.warnings)?,
+        automation_run_ids: stored("run ids", &t.id, &t.run_ids)?,
+        published_automations: stored("automations", &t.id, &t.automations)?,
+        received_at: rfc3339(t.received_at),
     })
 }
 
@@ -184,7 +232,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.insert_automation(&automation).await?;
-    Ok(HttpResponse::Created().json(render(&automation)))
+    Ok(HttpResponse::Created().json(render(&automation)?))
 }
 
 pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
@@ -199,7 +247,7 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
             limit,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(page::list(rows, limit, |a| &a.id, render)))
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |a| &a.id, render)?))
 }
 
 async fn find(state: &State, org: &Org, id: &str) -> Result<AutomationRow, ApiError> {
@@ -218,7 +266,7 @@ pub async fn get(
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)))
+    Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)?))
 }
 
 /// Either edits the graph (a new version) or publishes / unpublishes, not both at once.
@@ -252,11 +300,11 @@ pub async fn patch(
             }
             let nodes = match input.nodes {
                 Some(nodes) => nodes,
-                None => serde_json::from_str(&automation.nodes).map_err(ApiError::internal)?,
+                None => stored("nodes", &automation.id, &automation.nodes)?,
             };
             let edges = match input.connections {
                 Some(edges) => edges,
-                None => serde_json::from_str(&automation.edges).map_err(ApiError::internal)?,
+                None => stored("edges", &automation.id, &automation.edges)?,
             };
             check_graph(&nodes, &edges)?;
             if let Some(trigger_id) = input.trigger_event_id {
@@ -270,7 +318,7 @@ pub async fn patch(
     }
     automation.updated_at = state.clock.now_ms();
     state.store.update_automation(&automation).await?;
-    Ok(HttpResponse::Ok().json(render(&automation)))
+    Ok(HttpResponse::Ok().json(render(&automation)?))
 }
 
 pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
@@ -286,7 +334,7 @@ pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpR
         .store
         .list_runs(&org.0, &filter, after.as_deref(), limit)
         .await?;
-    Ok(HttpResponse::Ok().json(page::list(rows, limit, |r| &r.id, render_run)))
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |r| &r.id, render_run)?))
 }
 
 pub async fn list_trigger_instances(
@@ -305,5 +353,5 @@ pub async fn list_trigger_instances(
             limit,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(page::list(rows, limit, |t| &t.id, render_instance)))
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |t| &t.id, render_instance)?))
 }

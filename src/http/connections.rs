@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::{ApiError, ErrorType};
+use super::error::{stored, ApiError, ErrorType};
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
 use crate::domain::TriggerStatus;
@@ -59,7 +59,7 @@ fn render(
     c: &ConnectionRow,
     secrets: &[SecretRow],
     triggers: Option<&[TriggerRow]>,
-) -> Value {
+) -> Result<Value, ApiError> {
     let secrets: Vec<Value> = secrets
         .iter()
         .map(|s| json!({"secretId": s.id, "hint": s.hint, "createdAt": rfc3339(s.created_at)}))
@@ -70,15 +70,19 @@ fn render(
         "name": c.name,
         "enabled": c.enabled,
         "receiveUrl": receive_url(state, c),
-        "options": serde_json::from_str::<Value>(&c.options).unwrap_or_else(|_| json!({})),
+        "options": stored::<Value>("options", &c.id, &c.options)?,
         "secrets": secrets,
         "createdAt": rfc3339(c.created_at),
         "updatedAt": rfc3339(c.updated_at),
     });
     if let Some(triggers) = triggers {
-        out["triggers"] = triggers.iter().map(triggers::render).collect();
+        let rendered = triggers
+            .iter()
+            .map(triggers::render)
+            .collect::<Result<Vec<_>, _>>()?;
+        out["triggers"] = json!(rendered);
     }
-    out
+    Ok(out)
 }
 
 fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
@@ -289,7 +293,7 @@ pub async fn create(
     };
     state.store.insert_connection(&new).await?;
 
-    let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers));
+    let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers))?;
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
         if provider == Provider::Brimble {
@@ -320,7 +324,7 @@ async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Valu
         .store
         .list_triggers(&org.0, None, Some(&c.id), None, page::MAX_LIMIT)
         .await?;
-    Ok(render(state, c, &secrets, Some(&triggers.rows)))
+    render(state, c, &secrets, Some(&triggers.rows))
 }
 
 pub async fn get(
@@ -344,7 +348,7 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
         limit,
         |c| &c.id,
         |c| render(&state, c, &[], None),
-    )))
+    )?))
 }
 
 pub async fn patch(

@@ -1,12 +1,12 @@
 //! `/v1/contacts`: one by email, or the list.
 
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::auth::Org;
 use super::body;
-use super::error::ApiError;
+use super::error::{stored, ApiError};
 use super::{page, State};
 use crate::clock::rfc3339;
 use crate::domain::Email;
@@ -20,15 +20,28 @@ struct Query {
     cursor: Option<String>,
 }
 
-fn render(c: &ContactRow) -> Value {
-    json!({
-        "email": c.email,
-        "firstName": c.first_name,
-        "lastName": c.last_name,
-        "subscribed": c.subscribed,
-        "customFields": serde_json::from_str::<Value>(&c.custom_fields).unwrap_or_else(|_| json!({})),
-        "createdAt": rfc3339(c.created_at),
-        "updatedAt": rfc3339(c.updated_at),
+/// A contact as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Contact {
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    subscribed: Option<bool>,
+    custom_fields: Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn render(c: &ContactRow) -> Result<Contact, ApiError> {
+    Ok(Contact {
+        email: c.email.clone(),
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        subscribed: c.subscribed,
+        custom_fields: stored("custom fields", &c.email, &c.custom_fields)?,
+        created_at: rfc3339(c.created_at),
+        updated_at: rfc3339(c.updated_at),
     })
 }
 
@@ -49,12 +62,12 @@ pub async fn get_or_list(
             .get_contact(&org.0, email.as_str())
             .await?
             .ok_or_else(not_found)?;
-        return Ok(HttpResponse::Ok().json(render(&contact)));
+        return Ok(HttpResponse::Ok().json(render(&contact)?));
     }
     let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
     let rows = state
         .store
         .list_contacts(&org.0, after.as_deref(), limit)
         .await?;
-    Ok(HttpResponse::Ok().json(page::list(rows, limit, |c| &c.email, render)))
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |c| &c.email, render)?))
 }

@@ -116,6 +116,20 @@ impl ApiError {
     }
 }
 
+/// Reads a JSON document the server stored itself. One that does not decode is a 500 that
+/// names the row, never a silently empty field.
+pub fn stored<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: &str,
+    text: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "stored {what} of {id} does not decode: {e}"
+        ))
+    })
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
         ApiError::internal(e)

@@ -41,12 +41,18 @@ pub fn list<T, R: Serialize>(
     page: Page<T>,
     limit: u32,
     key: impl Fn(&T) -> &str,
-    render: impl Fn(&T) -> R,
-) -> Value {
+    render: impl Fn(&T) -> Result<R, ApiError>,
+) -> Result<Value, ApiError> {
     let cursor = match (page.has_more, page.rows.last()) {
         (true, Some(last)) => Value::String(URL_SAFE_NO_PAD.encode(key(last))),
         _ => Value::Null,
     };
-    let data: Vec<R> = page.rows.iter().map(render).collect();
-    json!({"data": data, "pagination": {"limit": limit, "cursor": cursor, "hasMore": page.has_more}})
+    let data = page
+        .rows
+        .iter()
+        .map(render)
+        .collect::<Result<Vec<R>, _>>()?;
+    Ok(
+        json!({"data": data, "pagination": {"limit": limit, "cursor": cursor, "hasMore": page.has_more}}),
+    )
 }

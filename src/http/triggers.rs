@@ -1,12 +1,11 @@
 //! `/v1/automations/triggers`: the events automations bind to.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::ApiError;
+use super::error::{stored, ApiError};
 use super::{page, State};
 use crate::clock::rfc3339;
 use crate::domain::TriggerStatus;
@@ -43,19 +42,34 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-/// The trigger as the API shows it.
-pub fn render(t: &TriggerRow) -> Value {
-    json!({
-        "triggerEventId": t.id,
-        "title": t.title,
-        "description": t.description,
-        "provider": t.provider,
-        "connectionId": t.connection_id,
-        "providerEventKey": t.provider_event_key,
-        "status": t.status,
-        "payloadSchema": serde_json::from_str::<Value>(&t.payload_schema).unwrap_or(Value::Null),
-        "createdAt": rfc3339(t.created_at),
-        "updatedAt": rfc3339(t.updated_at),
+/// A trigger as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    trigger_event_id: String,
+    title: String,
+    description: Option<String>,
+    provider: String,
+    connection_id: Option<String>,
+    provider_event_key: Option<String>,
+    status: TriggerStatus,
+    payload_schema: PayloadSchema,
+    created_at: String,
+    updated_at: String,
+}
+
+pub fn render(t: &TriggerRow) -> Result<Trigger, ApiError> {
+    Ok(Trigger {
+        trigger_event_id: t.id.clone(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        provider: t.provider.clone(),
+        connection_id: t.connection_id.clone(),
+        provider_event_key: t.provider_event_key.clone(),
+        status: t.status,
+        payload_schema: stored("payload schema", &t.id, &t.payload_schema)?,
+        created_at: rfc3339(t.created_at),
+        updated_at: rfc3339(t.updated_at),
     })
 }
 
@@ -107,7 +121,7 @@ pub async fn create(
         updated_at: now,
     };
     state.store.insert_trigger(&trigger).await?;
-    Ok(HttpResponse::Created().json(render(&trigger)))
+    Ok(HttpResponse::Created().json(render(&trigger)?))
 }
 
 pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
@@ -123,7 +137,7 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
             limit,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(page::list(rows, limit, |t| &t.id, render)))
+    Ok(HttpResponse::Ok().json(page::list(rows, limit, |t| &t.id, render)?))
 }
 
 pub async fn find(state: &State, org: &Org, id: &str) -> Result<TriggerRow, ApiError> {
@@ -138,7 +152,7 @@ pub async fn get(
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)))
+    Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)?))
 }
 
 pub async fn patch(
@@ -162,5 +176,5 @@ pub async fn patch(
     }
     trigger.updated_at = state.clock.now_ms();
     state.store.update_trigger(&trigger).await?;
-    Ok(HttpResponse::Ok().json(render(&trigger)))
+    Ok(HttpResponse::Ok().json(render(&trigger)?))
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::config::{DatabaseSettings, SqliteSynchronous};
+use crate::config::{DatabaseSettings, ExposeSecret, SqliteSynchronous};
 
 #[derive(Clone)]
 pub struct Store {
@@ -91,7 +91,7 @@ impl<T> Page<T> {
 
 impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
-        let url = settings.url.expose();
+        let url = settings.url.expose_secret();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
@@ -190,7 +190,7 @@ mod tests {
             "sqlite:file:x?mode=memory",
         ] {
             let settings = DatabaseSettings {
-                url: SecretString::new(url),
+                url: SecretString::from(url),
                 max_connections: 2,
                 sqlite_synchronous: SqliteSynchronous::Full,
             };

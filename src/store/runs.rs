@@ -1,6 +1,7 @@
 //! Runs and trigger instances (the record of every fire).
 
 use super::{with_read, Page, Store};
+use crate::domain::{FireOutcome, RunStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRow {
@@ -9,7 +10,8 @@ pub struct RunRow {
     pub automation_version: i64,
     pub trigger_id: String,
     pub trigger_instance_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub contact_email: String,
     pub payload: String,
     pub created_at: i64,
@@ -20,7 +22,8 @@ pub struct TriggerInstanceRow {
     pub id: String,
     pub trigger_id: String,
     pub source: String,
-    pub outcome: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: FireOutcome,
     pub reason: Option<String>,
     pub idempotency_key: Option<String>,
     pub contact_email: Option<String>,

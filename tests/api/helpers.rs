@@ -101,9 +101,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
     settings.server.bind = "127.0.0.1:0".into();
     settings.server.workers = 2;
-    settings.database.url = SecretString::new(database_url);
+    settings.database.url = SecretString::from(database_url);
     settings.database.max_connections = 5;
-    settings.bootstrap.api_key = SecretString::new(API_KEY);
+    settings.bootstrap.api_key = SecretString::from(API_KEY);
     settings
 }
 

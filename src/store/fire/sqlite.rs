@@ -375,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("firehook.db");
         let settings = DatabaseSettings {
-            url: SecretString::new(format!("sqlite://{}", path.display())),
+            url: SecretString::from(format!("sqlite://{}", path.display())),
             max_connections: 2,
             sqlite_synchronous: SqliteSynchronous::Full,
         };
