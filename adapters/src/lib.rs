@@ -14,7 +14,7 @@ mod scheme;
 mod secret;
 
 pub use headers::Headers;
-pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, SecretKind};
+pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, Scheme, SecretKind};
 pub use secret::Secret;
 
 use serde_json::{Map, Value};

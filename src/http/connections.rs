@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use adapters::{Provider, SecretKind};
+use adapters::{Provider, Scheme, SecretKind};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -126,7 +126,7 @@ fn provisioned_events(
     if !builtin.is_empty() {
         return Ok(builtin
             .iter()
-            .map(|e| (e.name.to_owned(), e.provider_key.to_owned()))
+            .map(|e| (e.name.to_string(), e.provider_key.to_string()))
             .collect());
     }
     let Some(events) = options.get("events") else {
@@ -185,7 +185,7 @@ pub async fn create(
     let input: CreateConnection =
         body::json(&req, payload, state.settings.server.max_body_bytes).await?;
     let provider = Provider::from_slug(&input.provider).ok_or_else(|| {
-        let known: Vec<&str> = Provider::ALL.iter().map(|p| p.slug()).collect();
+        let known: Vec<&str> = Provider::all().map(Provider::slug).collect();
         ApiError::invalid(
             "provider",
             format!("unknown provider; one of: {}", known.join(", ")),
@@ -277,7 +277,7 @@ pub async fn create(
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers));
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
-        if provider == Provider::Brimble {
+        if provider.scheme() == Scheme::UrlToken {
             out["receiveUrl"] = json!(format!(
                 "{}?token={token}",
                 receive_url(&state, &new.connection)

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{event, id, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, event, id, string_field, text, Input, Record};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -34,7 +34,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
     string_field("brevo_reason"),
 ];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: &[],
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("event")?;
     let body = &input.body;
     let mut record = Record::default();
@@ -76,13 +84,13 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{ignored, map, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const REQUEST: &str = include_str!("../../tests/data/brevo/transactional.request.json");
 
     #[test]
     fn transactional_request_sample() {
-        let delivery = map(Provider::Brevo, &[], REQUEST);
+        let delivery = map(provider("brevo"), &[], REQUEST);
         assert_eq!(delivery.event, "request");
         assert_eq!(delivery.provider_event_key, "request");
         assert_eq!(delivery.dedupe_id.len(), 64);
@@ -99,7 +107,7 @@ mod tests {
         let body = json!({"event": "delivered", "email": "a@example.com", "id": 26224,
             "message-id": "<m@domain.com>", "tag": "[\"transactionalTag\"]",
             "tags": ["myFirstTransactional"]});
-        let delivery = map(Provider::Brevo, &[], &body.to_string());
+        let delivery = map(provider("brevo"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery)["brevo_tag"],
             json!("transactionalTag")
@@ -111,7 +119,7 @@ mod tests {
         let body = json!({"id": 1, "camp_id": 7, "email": "a@example.com",
             "campaign name": "Spring", "event": "click", "tag": "",
             "URL": "https://example.com/offer", "ts_event": 1604933737});
-        let delivery = map(Provider::Brevo, &[], &body.to_string());
+        let delivery = map(provider("brevo"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "a@example.com", "brevo_campaign_id": "7",
@@ -122,6 +130,6 @@ mod tests {
     #[test]
     fn sms_events_have_no_email() {
         let body = r#"{"event": "delivered", "to": "+33600000000", "messageId": 1}"#;
-        assert_eq!(ignored(&map(Provider::Brevo, &[], body)), "no_email");
+        assert_eq!(ignored(&map(provider("brevo"), &[], body)), "no_email");
     }
 }

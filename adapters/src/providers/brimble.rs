@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{at, event, id, number_field, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, at, event, id, number_field, string_field, text, Input, Record};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -39,7 +39,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["brimble_user_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("event")?;
     let data = input.body.get("data").unwrap_or(&Value::Null);
     let mut record = Record::default();
@@ -78,14 +86,14 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{fired, ignored, map, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const DEPLOYMENT_SUCCESS: &str =
         include_str!("../../tests/data/brimble/deployment.success.json");
 
     #[test]
     fn deployment_sample_resolves_by_user_id() {
-        let delivery = map(Provider::Brimble, &[], DEPLOYMENT_SUCCESS);
+        let delivery = map(provider("brimble"), &[], DEPLOYMENT_SUCCESS);
         assert_eq!(delivery.event, "deployment.success");
         assert_eq!(delivery.dedupe_id.len(), 64);
         let record = fired(&delivery);
@@ -110,7 +118,7 @@ mod tests {
             "subscription": {"id": "s1", "stripe_id": "sub_1", "plan_type": "hacker-plan",
                              "stripe_status": "past_due"},
             "team": null, "failure_reason": "card_declined"}});
-        let delivery = map(Provider::Brimble, &[], &body.to_string());
+        let delivery = map(provider("brimble"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "dev@example.com", "brimble_user_id": "u1",
@@ -124,7 +132,7 @@ mod tests {
     fn project_created_names_the_project() {
         let body = json!({"event": "project.created", "data": {"name": "acme-api",
             "user_id": "u1", "project_id": "p1", "team_id": "t1", "type": "web-service"}});
-        let delivery = map(Provider::Brimble, &[], &body.to_string());
+        let delivery = map(provider("brimble"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"brimble_user_id": "u1", "brimble_team_id": "t1",
@@ -135,6 +143,6 @@ mod tests {
     #[test]
     fn event_without_user_is_ignored() {
         let body = r#"{"event": "autoscaling.group.created", "data": {"name": "g"}}"#;
-        assert_eq!(ignored(&map(Provider::Brimble, &[], body)), "no_email");
+        assert_eq!(ignored(&map(provider("brimble"), &[], body)), "no_email");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{at, id, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, at, id, string_field, text, Input, Record};
 use crate::{Action, Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -31,10 +31,18 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 pub(super) const IDENTITY: &[&str] = &["supabase_user_id"];
 
 const fn row(name: &'static str, provider_key: &'static str) -> EventSpec {
-    EventSpec { name, provider_key }
+    super::spelled(name, provider_key)
 }
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let body = &input.body;
     let operation = input.event_at("type")?.to_ascii_uppercase();
     let schema = text(body, "schema").unwrap_or_default();
@@ -58,7 +66,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
     };
     let mut contact = user(row);
     if operation == "DELETE" {
-        contact.set("supabase_deleted_at", Some(input.deleted_at(None)));
+        contact.set("supabase_deleted_at", input.deleted_at(None));
     }
     Ok(Delivery {
         event: event.to_owned(),
@@ -121,7 +129,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::testing::{fired, ignored, map, record_json, NOW_RFC3339};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const INSERT: &str = include_str!("../../tests/data/supabase/INSERT.auth.users.json");
 
@@ -141,12 +149,12 @@ mod tests {
         change(&mut new);
         let body = json!({"type": "UPDATE", "table": "users", "schema": "auth",
                           "record": new, "old_record": old});
-        map(Provider::Supabase, &[], &body.to_string()).event
+        map(provider("supabase"), &[], &body.to_string()).event
     }
 
     #[test]
     fn insert_sample() {
-        let delivery = map(Provider::Supabase, &[], INSERT);
+        let delivery = map(provider("supabase"), &[], INSERT);
         assert_eq!(delivery.event, "auth.user.created");
         assert_eq!(delivery.provider_event_key, "INSERT");
         assert_eq!(delivery.dedupe_id.len(), 64);
@@ -159,9 +167,9 @@ mod tests {
 
     #[test]
     fn dedupe_id_is_the_body_hash() {
-        let first = map(Provider::Supabase, &[], INSERT);
-        let again = map(Provider::Supabase, &[], INSERT);
-        let other = map(Provider::Supabase, &[], &INSERT.replace("user@", "other@"));
+        let first = map(provider("supabase"), &[], INSERT);
+        let again = map(provider("supabase"), &[], INSERT);
+        let other = map(provider("supabase"), &[], &INSERT.replace("user@", "other@"));
         assert_eq!(first.dedupe_id, again.dedupe_id);
         assert_ne!(first.dedupe_id, other.dedupe_id);
         assert!(first.dedupe_id.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -213,7 +221,7 @@ mod tests {
         old["banned_until"] = json!("2099-01-01T00:00:00+00:00");
         let body = json!({"type": "UPDATE", "table": "users", "schema": "auth",
                           "record": new, "old_record": old});
-        let delivery = map(Provider::Supabase, &[], &body.to_string());
+        let delivery = map(provider("supabase"), &[], &body.to_string());
         assert_eq!(delivery.event, "auth.user.unbanned");
         let fields = record_json(&delivery);
         assert_eq!(
@@ -231,7 +239,7 @@ mod tests {
     fn update_without_old_record_is_a_plain_update() {
         let body = json!({"type": "UPDATE", "table": "users", "schema": "auth",
                           "record": user_row(), "old_record": null});
-        let delivery = map(Provider::Supabase, &[], &body.to_string());
+        let delivery = map(provider("supabase"), &[], &body.to_string());
         assert_eq!(delivery.event, "auth.user.updated");
     }
 
@@ -239,7 +247,7 @@ mod tests {
     fn delete_uses_the_old_record() {
         let body = json!({"type": "DELETE", "table": "users", "schema": "auth",
                           "record": null, "old_record": user_row()});
-        let delivery = map(Provider::Supabase, &[], &body.to_string());
+        let delivery = map(provider("supabase"), &[], &body.to_string());
         assert_eq!(delivery.event, "auth.user.deleted");
         assert_eq!(delivery.provider_event_key, "DELETE");
         let record = fired(&delivery);
@@ -253,7 +261,7 @@ mod tests {
         row["email"] = json!(null);
         let body = json!({"type": "INSERT", "table": "users", "schema": "auth",
                           "record": row, "old_record": null});
-        let delivery = map(Provider::Supabase, &[], &body.to_string());
+        let delivery = map(provider("supabase"), &[], &body.to_string());
         assert_eq!(
             fired(&delivery).lookup,
             Some((
@@ -267,7 +275,7 @@ mod tests {
     fn other_tables_are_ignored() {
         let body = json!({"type": "INSERT", "table": "profiles", "schema": "public",
                           "record": {"id": 1, "email": "x@example.com"}, "old_record": null});
-        let delivery = map(Provider::Supabase, &[], &body.to_string());
+        let delivery = map(provider("supabase"), &[], &body.to_string());
         assert_eq!(delivery.event, "public.profiles.insert");
         assert_eq!(ignored(&delivery), "table_not_supported");
     }
