@@ -1,5 +1,7 @@
-//! Supabase database webhooks: `{type, table, schema, record, old_record}`. Only rows of
-//! `auth.users` are contacts; an UPDATE fires the first transition it matches.
+//! Supabase database webhooks: `{type, table, schema, record, old_record}`. Rows of
+//! `auth.users` are contacts, and an UPDATE fires the first transition it matches; rows of
+//! the tables a connection lists in `options.tables` fire `<schema>.<table>.created|updated|
+//! deleted` with their scalar columns as `supabase_<column>`.
 
 use serde_json::Value;
 
@@ -26,6 +28,7 @@ pub(super) const FIELDS: &[FieldSpec] = &[
     string_field("supabase_provider"),
     string_field("supabase_banned_until"),
     string_field("supabase_deleted_at"),
+    string_field("supabase_row_id"),
 ];
 
 pub(super) const IDENTITY: &[&str] = &["supabase_user_id"];
@@ -39,7 +42,10 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
-    options: ConnectionOptions::NONE,
+    options: ConnectionOptions {
+        validate: validate_options,
+        events: table_events,
+    },
 };
 
 fn map(input: &Input) -> Result<Delivery, MapError> {
@@ -54,7 +60,11 @@ fn map(input: &Input) -> Result<Delivery, MapError> {
         action: Action::Ignore(reason.to_owned()),
     };
     if (schema, table) != ("auth", "users") {
-        return Ok(ignore("table_not_supported"));
+        let tables = tables(input.options).unwrap_or_default();
+        return Ok(match tables.iter().find(|t| (&*t.schema, &*t.table) == (schema, table)) {
+            Some(configured) => table_row(input, configured, &operation),
+            None => ignore("table_not_supported"),
+        });
     }
     let record = body.get("record").unwrap_or(&Value::Null);
     let old_record = body.get("old_record").unwrap_or(&Value::Null);
@@ -74,6 +84,149 @@ fn map(input: &Input) -> Result<Delivery, MapError> {
         dedupe_id: input.body_hash(),
         action: contact.into_action(IDENTITY),
     })
+}
+
+/// A row of a table listed in `options.tables`.
+fn table_row(input: &Input, table: &Table, operation: &str) -> Delivery {
+    let body = &input.body;
+    let (suffix, row) = match operation {
+        "INSERT" => ("created", body.get("record")),
+        "UPDATE" => ("updated", body.get("record")),
+        "DELETE" => ("deleted", body.get("old_record")),
+        _ => ("unknown", None),
+    };
+    let event = format!("{}.{}.{suffix}", table.schema, table.table);
+    let action = match row.and_then(Value::as_object) {
+        None => Action::Ignore("event_not_supported".to_owned()),
+        Some(columns) => {
+            let mut record = Record::default();
+            record.email(columns.get(&table.email_column).and_then(Value::as_str));
+            if let Some(id_column) = &table.id_column {
+                record.set("supabase_row_id", columns.get(id_column).and_then(scalar_id));
+            }
+            for (column, value) in columns {
+                if matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                    record.set(&format!("supabase_{column}"), Some(value.clone()));
+                }
+            }
+            // No lookup: a row without its email column names no contact.
+            record.into_action(&[])
+        }
+    };
+    Delivery {
+        event,
+        provider_event_key: operation.to_owned(),
+        dedupe_id: input.body_hash(),
+        action,
+    }
+}
+
+fn scalar_id(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An entry of `options.tables`.
+#[derive(Debug, PartialEq)]
+struct Table {
+    schema: String,
+    table: String,
+    email_column: String,
+    id_column: Option<String>,
+}
+
+const MAX_TABLES: usize = 20;
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+const MAX_NAME: usize = 63;
+
+fn validate_options(options: &Value) -> Result<(), String> {
+    tables(options).map(drop)
+}
+
+/// Each configured table's three events, spelled as the webhook's `type`.
+fn table_events(options: &Value) -> Vec<EventSpec> {
+    let tables = tables(options).unwrap_or_default();
+    tables
+        .iter()
+        .flat_map(|t| {
+            [("created", "INSERT"), ("updated", "UPDATE"), ("deleted", "DELETE")].map(
+                |(suffix, operation)| EventSpec {
+                    name: format!("{}.{}.{suffix}", t.schema, t.table).into(),
+                    provider_key: operation.into(),
+                    aliases: &[],
+                },
+            )
+        })
+        .collect()
+}
+
+/// `options.tables`, checked: the message names the offending field.
+fn tables(options: &Value) -> Result<Vec<Table>, String> {
+    let Some(list) = options.get("tables") else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .ok_or("options.tables must be an array of {schema, table, emailColumn, idColumn?}")?;
+    if list.len() > MAX_TABLES {
+        return Err(format!("options.tables holds at most {MAX_TABLES} tables"));
+    }
+    let mut tables: Vec<Table> = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let field = |key: &str| format!("options.tables[{i}].{key}");
+        let entry = entry
+            .as_object()
+            .ok_or_else(|| format!("options.tables[{i}] must be an object"))?;
+        if let Some(unknown) = entry
+            .keys()
+            .find(|k| !["schema", "table", "emailColumn", "idColumn"].contains(&k.as_str()))
+        {
+            return Err(format!("{} is not a known field", field(unknown)));
+        }
+        let name = |key: &str| -> Result<Option<String>, String> {
+            let Some(value) = entry.get(key) else {
+                return Ok(None);
+            };
+            let valid = value.as_str().filter(|s| {
+                (1..=MAX_NAME).contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            });
+            match valid {
+                Some(s) => Ok(Some(s.to_owned())),
+                None => Err(format!(
+                    "{} must be a name of 1-{MAX_NAME} letters, digits, `_` or `$`",
+                    field(key)
+                )),
+            }
+        };
+        let required = |key: &str| name(key)?.ok_or_else(|| format!("{} is required", field(key)));
+        let table = Table {
+            schema: required("schema")?,
+            table: required("table")?,
+            email_column: required("emailColumn")?,
+            id_column: name("idColumn")?,
+        };
+        if (&*table.schema, &*table.table) == ("auth", "users") {
+            return Err(format!(
+                "options.tables[{i}]: auth.users is built in and needs no entry"
+            ));
+        }
+        if tables
+            .iter()
+            .any(|t| (&t.schema, &t.table) == (&table.schema, &table.table))
+        {
+            return Err(format!(
+                "options.tables[{i}]: {}.{} is listed twice",
+                table.schema, table.table
+            ));
+        }
+        tables.push(table);
+    }
+    Ok(tables)
 }
 
 /// The first change an UPDATE of `auth.users` makes, in the documented order.
@@ -128,7 +281,7 @@ fn user(row: &Value) -> Record {
 mod tests {
     use serde_json::{json, Value};
 
-    use super::super::testing::{fired, ignored, map, record_json, NOW_RFC3339};
+    use super::super::testing::{fired, ignored, map, map_with, record_json, NOW_RFC3339};
     use super::super::testing::provider;
 
     const INSERT: &str = include_str!("../../tests/data/supabase/INSERT.auth.users.json");
@@ -269,6 +422,118 @@ mod tests {
                 "00000000-0000-0000-0000-000000000001".to_owned()
             ))
         );
+    }
+
+    fn profiles() -> Value {
+        json!({"tables": [{"schema": "public", "table": "profiles",
+                           "emailColumn": "contact_email", "idColumn": "id"}]})
+    }
+
+    fn profile_row() -> Value {
+        json!({"id": 42, "contact_email": "Ada@Example.com", "plan": "pro", "seats": 3,
+               "active": true, "settings": {"theme": "dark"}, "tags": ["a"], "note": null})
+    }
+
+    #[test]
+    fn configured_table_rows_fire_with_their_scalar_columns() {
+        let body = json!({"type": "INSERT", "table": "profiles", "schema": "public",
+                          "record": profile_row(), "old_record": null});
+        let delivery = map_with(provider("supabase"), &[], &body.to_string(), &profiles());
+        assert_eq!(delivery.event, "public.profiles.created");
+        assert_eq!(delivery.provider_event_key, "INSERT");
+        assert_eq!(
+            record_json(&delivery),
+            json!({"email": "Ada@Example.com", "supabase_row_id": "42", "supabase_id": 42,
+                   "supabase_contact_email": "Ada@Example.com", "supabase_plan": "pro",
+                   "supabase_seats": 3, "supabase_active": true})
+        );
+        let delete = json!({"type": "DELETE", "table": "profiles", "schema": "public",
+                            "record": null, "old_record": profile_row()});
+        let delivery = map_with(provider("supabase"), &[], &delete.to_string(), &profiles());
+        assert_eq!(delivery.event, "public.profiles.deleted");
+        assert_eq!(fired(&delivery).email.as_deref(), Some("Ada@Example.com"));
+    }
+
+    #[test]
+    fn configured_table_row_without_email_is_ignored() {
+        let mut row = profile_row();
+        row.as_object_mut().unwrap().remove("contact_email");
+        let body = json!({"type": "UPDATE", "table": "profiles", "schema": "public",
+                          "record": row, "old_record": profile_row()});
+        let delivery = map_with(provider("supabase"), &[], &body.to_string(), &profiles());
+        assert_eq!(delivery.event, "public.profiles.updated");
+        assert_eq!(ignored(&delivery), "no_email");
+    }
+
+    #[test]
+    fn tables_add_three_events_each() {
+        let supabase = provider("supabase");
+        assert_eq!(supabase.events_for(&json!({})), supabase.events());
+        let events = supabase.events_for(&profiles());
+        let added: Vec<(&str, &str)> = events[supabase.events().len()..]
+            .iter()
+            .map(|e| (&*e.name, &*e.provider_key))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                ("public.profiles.created", "INSERT"),
+                ("public.profiles.updated", "UPDATE"),
+                ("public.profiles.deleted", "DELETE")
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_option_is_checked() {
+        let supabase = provider("supabase");
+        assert_eq!(supabase.validate_options(&json!({})), Ok(()));
+        assert_eq!(supabase.validate_options(&profiles()), Ok(()));
+        let table = |entry: Value| json!({"tables": [entry]});
+        let cases = [
+            (json!({"tables": {}}), "options.tables must be an array"),
+            (table(json!("public.x")), "options.tables[0] must be an object"),
+            (
+                table(json!({"schema": "public", "emailColumn": "email"})),
+                "options.tables[0].table is required",
+            ),
+            (
+                table(json!({"schema": "public", "table": "a\u{0}b", "emailColumn": "e"})),
+                "options.tables[0].table must be a name",
+            ),
+            (
+                table(json!({"schema": "pub.lic", "table": "t", "emailColumn": "e"})),
+                "options.tables[0].schema must be a name",
+            ),
+            (
+                table(json!({"schema": "p", "table": "t", "emailColumn": "x".repeat(64)})),
+                "options.tables[0].emailColumn must be a name",
+            ),
+            (
+                table(json!({"schema": "p", "table": "t", "emailColumn": "e", "idColumn": 1})),
+                "options.tables[0].idColumn must be a name",
+            ),
+            (
+                table(json!({"schema": "p", "table": "t", "emailColumn": "e", "extra": 1})),
+                "options.tables[0].extra is not a known field",
+            ),
+            (
+                table(json!({"schema": "auth", "table": "users", "emailColumn": "email"})),
+                "auth.users is built in",
+            ),
+            (
+                json!({"tables": [profiles()["tables"][0], profiles()["tables"][0]]}),
+                "options.tables[1]: public.profiles is listed twice",
+            ),
+            (
+                json!({"tables": vec![json!({"schema": "p", "table": "t", "emailColumn": "e"}); 21]}),
+                "at most 20 tables",
+            ),
+        ];
+        for (options, message) in cases {
+            let err = supabase.validate_options(&options).unwrap_err();
+            assert!(err.contains(message), "{options}: {err}");
+        }
     }
 
     #[test]
