@@ -518,3 +518,34 @@ fn schemes_without_a_timestamp_ignore_the_clock() {
             .map_err(|e| format!("a year later: {e}"))
     });
 }
+
+/// Providers whose fixtures cover every event of their documentation (Brevo: seeds 002 and
+/// 004; Brimble: seed 001): each spelling an `EventSpec` accepts must have a fixture sending it.
+const EVERY_EVENT_HAS_A_FIXTURE: &[&str] = &["brevo", "brimble"];
+
+#[test]
+fn every_spelling_of_fully_covered_providers_has_a_fixture() {
+    let fixtures = load_all();
+    let mut missing = Vec::new();
+    for slug in EVERY_EVENT_HAS_A_FIXTURE {
+        let provider = Provider::from_slug(slug).expect("a registry provider");
+        for spec in provider.events() {
+            for spelling in std::iter::once(&*spec.provider_key).chain(spec.aliases.iter().copied())
+            {
+                let sent = fixtures.iter().any(|f| {
+                    f.provider() == provider
+                        && f.event == spec.name
+                        && f.provider_event_key.as_deref() == Some(spelling)
+                });
+                if !sent {
+                    missing.push(format!("{slug}: {} spelled {spelling:?}", spec.name));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no fixture sends:\n{}",
+        missing.join("\n")
+    );
+}

@@ -37,6 +37,7 @@ struct PatchConnection {
     name: Option<String>,
     add_secret: Option<String>,
     remove_secret_id: Option<String>,
+    options: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -116,13 +117,37 @@ fn mint_token() -> String {
     format!("fhwt_{}", hex::encode(bytes))
 }
 
-/// The events a connection provisions: the provider's own list, or `options.events` for
-/// the generic and standard receivers.
+/// Checks a connection's options and returns them with the events they provision.
+fn checked_options(
+    provider: Provider,
+    options: Map<String, Value>,
+) -> Result<(Value, Vec<(String, String)>), ApiError> {
+    if let Some(path) = options.get("emailPath") {
+        if !path
+            .as_str()
+            .is_some_and(|p| !p.is_empty() && p.len() <= 200)
+        {
+            return Err(ApiError::invalid(
+                "options.emailPath",
+                "must be a dotted path such as `data.to`",
+            ));
+        }
+    }
+    let options = Value::Object(options);
+    provider
+        .validate_options(&options)
+        .map_err(|why| ApiError::invalid("options", why))?;
+    let events = provisioned_events(provider, &options)?;
+    Ok((options, events))
+}
+
+/// The events a connection provisions: the provider's own list (and what its options
+/// add), or `options.events` for the generic and standard receivers.
 fn provisioned_events(
     provider: Provider,
-    options: &Map<String, Value>,
+    options: &Value,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let builtin = provider.events();
+    let builtin = provider.events_for(options);
     if !builtin.is_empty() {
         return Ok(builtin
             .iter()
@@ -176,6 +201,32 @@ fn record_schema(provider: Provider) -> Value {
     json!({ "fields": fields })
 }
 
+/// The trigger rows of a connection's events.
+fn trigger_rows(
+    provider: Provider,
+    connection: &ConnectionRow,
+    events: Vec<(String, String)>,
+    now: i64,
+) -> Vec<TriggerRow> {
+    let schema = record_schema(provider).to_string();
+    events
+        .into_iter()
+        .map(|(event, key)| TriggerRow {
+            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
+            org_id: connection.org_id.clone(),
+            title: format!("{} {}", provider.slug(), key),
+            description: None,
+            provider: provider.slug().into(),
+            connection_id: Some(connection.id.clone()),
+            provider_event_key: Some(key),
+            status: "enabled".into(),
+            payload_schema: schema.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect()
+}
+
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -193,19 +244,7 @@ pub async fn create(
     })?;
     let name = input.name.unwrap_or_else(|| provider.slug().to_owned());
     check_len("name", &name, 1, NAME_MAX)?;
-    let options = input.options.unwrap_or_default();
-    if let Some(path) = options.get("emailPath") {
-        if !path
-            .as_str()
-            .is_some_and(|p| !p.is_empty() && p.len() <= 200)
-        {
-            return Err(ApiError::invalid(
-                "options.emailPath",
-                "must be a dotted path such as `data.to`",
-            ));
-        }
-    }
-    let events = provisioned_events(provider, &options)?;
+    let (options, events) = checked_options(provider, input.options.unwrap_or_default())?;
     let mut secrets = input.secrets.unwrap_or_default();
     if secrets.len() > MAX_SECRETS {
         return Err(ApiError::invalid(
@@ -241,27 +280,11 @@ pub async fn create(
         provider: provider.slug().into(),
         name,
         enabled: true,
-        options: Value::Object(options).to_string(),
+        options: options.to_string(),
         created_at: now,
         updated_at: now,
     };
-    let schema = record_schema(provider).to_string();
-    let triggers: Vec<TriggerRow> = events
-        .into_iter()
-        .map(|(event, key)| TriggerRow {
-            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
-            org_id: org.0.clone(),
-            title: format!("{} {}", provider.slug(), key),
-            description: None,
-            provider: provider.slug().into(),
-            connection_id: Some(connection.id.clone()),
-            provider_event_key: Some(key),
-            status: "enabled".into(),
-            payload_schema: schema.clone(),
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
+    let triggers = trigger_rows(provider, &connection, events, now);
     let secrets: Vec<SecretRow> = secrets
         .into_iter()
         .map(|s| new_secret(&connection.id, s, now))
@@ -352,6 +375,16 @@ pub async fn patch(
     if let Some(enabled) = input.enabled {
         connection.enabled = enabled;
     }
+    // New options provision the triggers they add; triggers they no longer name stay,
+    // and simply stop being fired.
+    let new_triggers = match input.options {
+        Some(options) => {
+            let (options, events) = checked_options(provider, options)?;
+            connection.options = options.to_string();
+            trigger_rows(provider, &connection, events, now)
+        }
+        None => Vec::new(),
+    };
     if let Some(secret) = &input.add_secret {
         check_secret(provider, "addSecret", secret)?;
         if state.store.active_secrets(&connection.id).await?.len() >= MAX_SECRETS {
@@ -393,8 +426,14 @@ pub async fn patch(
             .await?;
     }
     connection.updated_at = now;
-    state.store.update_connection(&connection).await?;
+    state
+        .store
+        .update_connection(&connection, &new_triggers)
+        .await?;
     state.connections.invalidate(&connection.id).await;
+    if !new_triggers.is_empty() {
+        state.triggers.invalidate_all();
+    }
     Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
 }
 

@@ -129,16 +129,31 @@ impl Store {
         with_read!(self, pool => sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await)
     }
 
-    pub async fn update_connection(&self, c: &ConnectionRow) -> sqlx::Result<()> {
+    /// Writes a connection's name, enabled flag and options, with the triggers its new
+    /// options provision (those that exist already are kept as they are).
+    pub async fn update_connection(
+        &self,
+        c: &ConnectionRow,
+        new_triggers: &[TriggerRow],
+    ) -> sqlx::Result<()> {
+        let insert = format!("{INSERT_TRIGGER} ON CONFLICT (id) DO NOTHING");
         with_write!(self, pool => {
-            sqlx::query("UPDATE connections SET name = $1, enabled = $2, updated_at = $3 WHERE id = $4")
-                .bind(&c.name)
-                .bind(c.enabled)
-                .bind(c.updated_at)
-                .bind(&c.id)
-                .execute(pool)
-                .await
-                .map(|_| ())
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE connections SET name = $1, enabled = $2, options = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(&c.name)
+            .bind(c.enabled)
+            .bind(&c.options)
+            .bind(c.updated_at)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+            for t in new_triggers {
+                bind_trigger!(sqlx::query(&insert), t).execute(&mut *tx).await?;
+            }
+            tx.commit().await
         })
     }
 
