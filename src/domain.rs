@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use adapters::SkipReason;
 use serde::{Deserialize, Serialize};
 
 /// A word that is not in a vocabulary: names the vocabulary and the word.
@@ -87,25 +88,44 @@ vocabulary!(
     }
 );
 
-vocabulary!(
-    /// Why a verified delivery starts nothing (answered 200 `ignored`, so the provider does
-    /// not retry it).
-    IgnoreReason, "reason to ignore a delivery" {
-        /// The connection provisions no trigger for this event.
-        EventNotMapped => "event_not_mapped",
-        TriggerDisabled => "trigger_disabled",
-        /// Neither the payload nor a stored provider id names a contact.
-        NoEmail => "no_email",
-        /// The provider id the payload carries belongs to no known contact.
-        ContactNotFound => "contact_not_found",
-        /// The mapped record does not fit the trigger's payload schema.
-        PayloadMismatch => "payload_mismatch",
-        /// The provider sends this kind of event, but it is not one that fires.
-        EventNotSupported => "event_not_supported",
-        /// A database webhook for a table the connection is not configured for.
-        TableNotSupported => "table_not_supported",
+/// Why a verified delivery starts nothing (answered 200 `ignored`, so the provider does
+/// not retry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// The adapter found nothing to fire in the payload.
+    Delivery(SkipReason),
+    /// The connection provisions no trigger for this event.
+    EventNotMapped,
+    TriggerDisabled,
+    /// The provider id the payload carries belongs to no known contact.
+    ContactNotFound,
+    /// The mapped record does not fit the trigger's payload schema.
+    PayloadMismatch,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Delivery(skip) => skip.as_str(),
+            IgnoreReason::EventNotMapped => "event_not_mapped",
+            IgnoreReason::TriggerDisabled => "trigger_disabled",
+            IgnoreReason::ContactNotFound => "contact_not_found",
+            IgnoreReason::PayloadMismatch => "payload_mismatch",
+        }
     }
-);
+}
+
+impl Serialize for IgnoreReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A contact's key: trimmed and lower-cased, shaped like an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -202,8 +222,9 @@ mod tests {
         assert_eq!(err.to_string(), "`exploded` is not a fire outcome");
         assert!("Enabled".parse::<TriggerStatus>().is_err());
         assert_eq!(
-            serde_json::to_value(IgnoreReason::NoEmail).unwrap(),
+            serde_json::to_value(IgnoreReason::Delivery(SkipReason::NoEmail)).unwrap(),
             "no_email"
         );
+        assert_eq!(IgnoreReason::EventNotMapped.to_string(), "event_not_mapped");
     }
 }

@@ -14,7 +14,7 @@ mod scheme;
 mod secret;
 
 pub use headers::Headers;
-pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, SecretKind};
+pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, Scheme, SecretKind};
 pub use secret::Secret;
 
 use serde_json::{Map, Value};
@@ -123,7 +123,42 @@ pub enum Action {
     /// Fire the event's trigger for this contact.
     Fire(ContactRecord),
     /// Answer 200 `ignored` with this reason (e.g. Stytch `dashboard.*` events).
-    Ignore(String),
+    Ignore(SkipReason),
+}
+
+/// Why a verified delivery fires nothing. Answered 200 `ignored`, so the provider does not
+/// retry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Neither the payload nor a provider id names a contact.
+    NoEmail,
+    /// The payload does not name its event.
+    NoEvent,
+    /// The payload carries no data object to read.
+    NoData,
+    /// The provider sends this kind of event, but it is not one that fires.
+    EventNotSupported,
+    /// A database webhook for a table the connection is not configured for.
+    TableNotSupported,
+}
+
+impl SkipReason {
+    /// The reason as the API and the stored fire name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NoEmail => "no_email",
+            SkipReason::NoEvent => "no_event",
+            SkipReason::NoData => "no_data",
+            SkipReason::EventNotSupported => "event_not_supported",
+            SkipReason::TableNotSupported => "table_not_supported",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The flat record a delivery produces.

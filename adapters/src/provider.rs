@@ -1,22 +1,17 @@
-//! The providers firehook receives from, and what each one can fire.
+//! The providers firehook receives from, and what each one can fire. The list itself is
+//! [`crate::providers::REGISTRY`]; a [`Provider`] is a handle on one of its entries.
 
-/// Every provider with a receive URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Clerk,
-    Stripe,
-    Shopify,
-    Stytch,
-    Supabase,
-    Workos,
-    Revenuecat,
-    Brevo,
-    Brimble,
-    /// Any sender signing `X-Webhook-Signature: sha256=<hex>` over the raw body.
-    Generic,
-    /// Any Standard Webhooks sender.
-    Standard,
-}
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use serde_json::Value;
+
+use crate::providers::{ProviderDef, REGISTRY};
+
+/// A provider with a receive URL: a handle on its registry entry, compared by slug.
+#[derive(Clone, Copy)]
+pub struct Provider(&'static ProviderDef);
 
 /// How a provider's deliveries are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +28,23 @@ pub enum Scheme {
     GenericHmac,
 }
 
+impl Scheme {
+    /// How far (in seconds) a signed timestamp may be from the clock, either way: one as
+    /// far in the future is refused too. `None` for schemes that sign no timestamp.
+    pub const fn clock_tolerance_secs(self) -> Option<u64> {
+        match self {
+            Scheme::Svix | Scheme::Stripe => Some(300),
+            Scheme::Workos => Some(180),
+            Scheme::Shopify | Scheme::SharedToken | Scheme::UrlToken | Scheme::GenericHmac => None,
+        }
+    }
+
+    /// Whether the MAC covers the body; token schemes only prove the sender knows the secret.
+    pub fn signs_body(self) -> bool {
+        !matches!(self, Scheme::SharedToken | Scheme::UrlToken)
+    }
+}
+
 /// Where a connection's secret comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {
@@ -43,12 +55,22 @@ pub enum SecretKind {
 }
 
 /// A trigger a connection provisions: one per supported provider event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpec {
     /// The event part of the trigger id (`orders.paid`).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The provider's own spelling (`orders/paid`).
-    pub provider_key: &'static str,
+    pub provider_key: Cow<'static, str>,
+    /// Other spellings the provider sends for the same event (Brevo's `hardBounce` for
+    /// `hard_bounce`): they fire this trigger too.
+    pub aliases: &'static [&'static str],
+}
+
+impl EventSpec {
+    /// Whether the provider's spelling `key` names this event.
+    pub fn is_spelled(&self, key: &str) -> bool {
+        self.provider_key == key || self.aliases.contains(&key)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,57 +103,29 @@ pub struct FieldSpec {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 11] = [
-        Provider::Clerk,
-        Provider::Stripe,
-        Provider::Shopify,
-        Provider::Stytch,
-        Provider::Supabase,
-        Provider::Workos,
-        Provider::Revenuecat,
-        Provider::Brevo,
-        Provider::Brimble,
-        Provider::Generic,
-        Provider::Standard,
-    ];
-
-    /// The provider's name in URLs and trigger ids.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Provider::Clerk => "clerk",
-            Provider::Stripe => "stripe",
-            Provider::Shopify => "shopify",
-            Provider::Stytch => "stytch",
-            Provider::Supabase => "supabase",
-            Provider::Workos => "workos",
-            Provider::Revenuecat => "revenuecat",
-            Provider::Brevo => "brevo",
-            Provider::Brimble => "brimble",
-            Provider::Generic => "generic",
-            Provider::Standard => "standard",
-        }
+    /// Every provider, in registry order.
+    pub fn all() -> impl Iterator<Item = Provider> {
+        REGISTRY.iter().map(Provider)
     }
 
     pub fn from_slug(slug: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.slug() == slug)
+        Provider::all().find(|p| p.slug() == slug)
+    }
+
+    /// The provider's name in URLs and trigger ids.
+    pub fn slug(self) -> &'static str {
+        self.0.slug
     }
 
     pub fn scheme(self) -> Scheme {
-        match self {
-            Provider::Clerk | Provider::Stytch | Provider::Standard => Scheme::Svix,
-            Provider::Stripe => Scheme::Stripe,
-            Provider::Shopify => Scheme::Shopify,
-            Provider::Workos => Scheme::Workos,
-            Provider::Supabase | Provider::Revenuecat | Provider::Brevo => Scheme::SharedToken,
-            Provider::Brimble => Scheme::UrlToken,
-            Provider::Generic => Scheme::GenericHmac,
-        }
+        self.0.scheme
     }
 
     pub fn secret_kind(self) -> SecretKind {
-        match self.scheme() {
-            Scheme::SharedToken | Scheme::UrlToken => SecretKind::Minted,
-            _ => SecretKind::ProviderIssued,
+        if self.scheme().signs_body() {
+            SecretKind::ProviderIssued
+        } else {
+            SecretKind::Minted
         }
     }
 
@@ -141,20 +135,58 @@ impl Provider {
         crate::scheme::validate_secret(self.scheme(), secret)
     }
 
-    /// The events a new connection provisions triggers for. Generic and standard
+    /// The events every connection of this provider provisions. Generic and standard
     /// receivers have none built in: their events come from the connection's options.
     pub fn events(self) -> &'static [EventSpec] {
-        crate::providers::events(self)
+        self.0.mapping.events
+    }
+
+    /// The events a connection with these `options` provisions: [`Provider::events`] plus
+    /// those its options add (Supabase `tables`). Call [`Provider::validate_options`] first.
+    pub fn events_for(self, options: &Value) -> Vec<EventSpec> {
+        let mut events = self.events().to_vec();
+        events.extend((self.0.mapping.options.events)(options));
+        events
+    }
+
+    /// Checks the provider-specific part of a connection's `options`; the message names
+    /// the offending field (`options.tables[0].schema`).
+    pub fn validate_options(self, options: &Value) -> Result<(), String> {
+        (self.0.mapping.options.validate)(options)
     }
 
     /// The provider-specific fields of the flat record (besides email, firstName, lastName).
     pub fn fields(self) -> &'static [FieldSpec] {
-        crate::providers::fields(self)
+        self.0.mapping.fields
     }
 
     /// The record fields that identify a contact when a later event carries no email
     /// (e.g. `clerk_user_id`, `stripe_customer_id`).
     pub fn identity_fields(self) -> &'static [&'static str] {
-        crate::providers::identity_fields(self)
+        self.0.mapping.identity
+    }
+
+    pub(crate) fn def(self) -> &'static ProviderDef {
+        self.0
+    }
+}
+
+impl PartialEq for Provider {
+    fn eq(&self, other: &Self) -> bool {
+        self.slug() == other.slug()
+    }
+}
+
+impl Eq for Provider {}
+
+impl Hash for Provider {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.slug().hash(state);
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Provider({})", self.slug())
     }
 }

@@ -1,21 +1,16 @@
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 
-/// A connection's signing secret or shared token. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A connection's signing secret or shared token: never printed (its `Debug` is
+/// redacted) and zeroed when dropped.
+#[derive(Clone, Debug)]
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(SecretString::from(value.into()))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
+        self.0.expose_secret()
     }
 }

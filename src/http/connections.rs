@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use adapters::{Provider, SecretKind};
+use adapters::{Provider, Scheme, SecretKind};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -38,6 +38,7 @@ pub struct PatchConnection {
     name: Option<String>,
     add_secret: Option<String>,
     remove_secret_id: Option<String>,
+    options: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -121,17 +122,41 @@ fn mint_token() -> String {
     format!("fhwt_{}", hex::encode(bytes))
 }
 
-/// The events a connection provisions: the provider's own list, or `options.events` for
-/// the generic and standard receivers.
+/// Checks a connection's options and returns them with the events they provision.
+fn checked_options(
+    provider: Provider,
+    options: Map<String, Value>,
+) -> Result<(Value, Vec<(String, String)>), ApiError> {
+    if let Some(path) = options.get("emailPath") {
+        if !path
+            .as_str()
+            .is_some_and(|p| !p.is_empty() && p.len() <= 200)
+        {
+            return Err(ApiError::invalid(
+                "options.emailPath",
+                "must be a dotted path such as `data.to`",
+            ));
+        }
+    }
+    let options = Value::Object(options);
+    provider
+        .validate_options(&options)
+        .map_err(|why| ApiError::invalid("options", why))?;
+    let events = provisioned_events(provider, &options)?;
+    Ok((options, events))
+}
+
+/// The events a connection provisions: the provider's own list (and what its options
+/// add), or `options.events` for the generic and standard receivers.
 fn provisioned_events(
     provider: Provider,
-    options: &Map<String, Value>,
+    options: &Value,
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let builtin = provider.events();
+    let builtin = provider.events_for(options);
     if !builtin.is_empty() {
         return Ok(builtin
             .iter()
-            .map(|e| (e.name.to_owned(), e.provider_key.to_owned()))
+            .map(|e| (e.name.to_string(), e.provider_key.to_string()))
             .collect());
     }
     let Some(events) = options.get("events") else {
@@ -206,32 +231,46 @@ impl Validate for PatchConnection {
     }
 }
 
+/// The trigger rows of a connection's events.
+fn trigger_rows(
+    provider: Provider,
+    connection: &ConnectionRow,
+    events: Vec<(String, String)>,
+    now: i64,
+) -> Vec<TriggerRow> {
+    let schema = record_schema(provider).to_string();
+    events
+        .into_iter()
+        .map(|(event, key)| TriggerRow {
+            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
+            org_id: connection.org_id.clone(),
+            title: format!("{} {}", provider.slug(), key),
+            description: None,
+            provider: provider.slug().into(),
+            connection_id: Some(connection.id.clone()),
+            provider_event_key: Some(key),
+            status: TriggerStatus::Enabled,
+            payload_schema: schema.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect()
+}
+
 pub async fn create(
     Json(input): Json<CreateConnection>,
     state: State,
     org: Org,
 ) -> Result<HttpResponse, ApiError> {
     let provider = Provider::from_slug(&input.provider).ok_or_else(|| {
-        let known: Vec<&str> = Provider::ALL.iter().map(|p| p.slug()).collect();
+        let known: Vec<&str> = Provider::all().map(Provider::slug).collect();
         ApiError::invalid(
             "provider",
             format!("unknown provider; one of: {}", known.join(", ")),
         )
     })?;
     let name = input.name.unwrap_or_else(|| provider.slug().to_owned());
-    let options = input.options.unwrap_or_default();
-    if let Some(path) = options.get("emailPath") {
-        if !path
-            .as_str()
-            .is_some_and(|p| !p.is_empty() && p.len() <= 200)
-        {
-            return Err(ApiError::invalid(
-                "options.emailPath",
-                "must be a dotted path such as `data.to`",
-            ));
-        }
-    }
-    let events = provisioned_events(provider, &options)?;
+    let (options, events) = checked_options(provider, input.options.unwrap_or_default())?;
     let mut secrets = input.secrets.unwrap_or_default();
     for (i, secret) in secrets.iter().enumerate() {
         check_secret(provider, &format!("secrets[{i}]"), secret)?;
@@ -261,27 +300,11 @@ pub async fn create(
         provider: provider.slug().into(),
         name,
         enabled: true,
-        options: Value::Object(options).to_string(),
+        options: options.to_string(),
         created_at: now,
         updated_at: now,
     };
-    let schema = record_schema(provider).to_string();
-    let triggers: Vec<TriggerRow> = events
-        .into_iter()
-        .map(|(event, key)| TriggerRow {
-            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
-            org_id: org.0.clone(),
-            title: format!("{} {}", provider.slug(), key),
-            description: None,
-            provider: provider.slug().into(),
-            connection_id: Some(connection.id.clone()),
-            provider_event_key: Some(key),
-            status: TriggerStatus::Enabled,
-            payload_schema: schema.clone(),
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
+    let triggers = trigger_rows(provider, &connection, events, now);
     let secrets: Vec<SecretRow> = secrets
         .into_iter()
         .map(|s| new_secret(&connection.id, s, now))
@@ -296,7 +319,7 @@ pub async fn create(
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers))?;
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
-        if provider == Provider::Brimble {
+        if provider.scheme() == Scheme::UrlToken {
             out["receiveUrl"] = json!(format!(
                 "{}?token={token}",
                 receive_url(&state, &new.connection)
@@ -372,6 +395,16 @@ pub async fn patch(
     if let Some(enabled) = input.enabled {
         connection.enabled = enabled;
     }
+    // New options provision the triggers they add; triggers they no longer name stay,
+    // and simply stop being fired.
+    let new_triggers = match input.options {
+        Some(options) => {
+            let (options, events) = checked_options(provider, options)?;
+            connection.options = options.to_string();
+            trigger_rows(provider, &connection, events, now)
+        }
+        None => Vec::new(),
+    };
     if let Some(secret) = &input.add_secret {
         check_secret(provider, "addSecret", secret)?;
         if state.store.active_secrets(&connection.id).await?.len() >= MAX_SECRETS {
@@ -410,6 +443,7 @@ pub async fn patch(
             connection: &connection,
             add_secret: added.as_ref(),
             remove_secret_id: input.remove_secret_id.as_deref(),
+            new_triggers: &new_triggers,
         })
         .await?;
     Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))

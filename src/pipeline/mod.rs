@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::{Action, ContactRecord, Delivery, Inbound, MapError, VerifyError};
+use adapters::{Action, ContactRecord, Delivery, Inbound, MapError, SkipReason, VerifyError};
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
@@ -32,6 +32,8 @@ use crate::store::{
 };
 use dedupe::{Claimed, Claims};
 use schema::Resolved;
+
+const NO_EMAIL: IgnoreReason = IgnoreReason::Delivery(SkipReason::NoEmail);
 
 /// Where a fire came from, as metrics and trigger instances name it.
 const API_SOURCE: &str = "api";
@@ -222,7 +224,7 @@ impl Pipeline {
         let ignore = |reason| (FireMode::Ignore(reason), None, Map::new());
         let trigger = self.store.live_trigger(org_id, trigger_id).await?;
         let (mode, email, payload) = match (&delivery.action, &trigger) {
-            (Action::Ignore(reason), _) => ignore(adapter_reason(reason)),
+            (Action::Ignore(skip), _) => ignore(IgnoreReason::Delivery(*skip)),
             (Action::Fire(_), None) => ignore(IgnoreReason::EventNotMapped),
             (Action::Fire(_), Some(t)) if t.status == TriggerStatus::Disabled => {
                 ignore(IgnoreReason::TriggerDisabled)
@@ -277,14 +279,14 @@ impl Pipeline {
         record: &ContactRecord,
     ) -> Result<Result<Email, IgnoreReason>, PipelineError> {
         Ok(match (&record.email, &record.lookup) {
-            (Some(raw), _) => Email::parse(raw).ok_or(IgnoreReason::NoEmail),
+            (Some(raw), _) => Email::parse(raw).ok_or(NO_EMAIL),
             (None, Some((field, value))) => self
                 .store
                 .find_contact_by_identity(org_id, field, value)
                 .await
                 .map_err(|e| PipelineError::Lookup(Arc::new(e)))?
                 .ok_or(IgnoreReason::ContactNotFound),
-            (None, None) => Err(IgnoreReason::NoEmail),
+            (None, None) => Err(NO_EMAIL),
         })
     }
 
@@ -483,9 +485,4 @@ enum ClaimError {
     Failed(PipelineError),
     /// The fire was written but gave its key back; its answer is not remembered.
     Released(Outcome),
-}
-
-/// The adapters' reasons for ignoring a delivery, in the pipeline's vocabulary.
-fn adapter_reason(reason: &str) -> IgnoreReason {
-    reason.parse().unwrap_or(IgnoreReason::EventNotSupported)
 }

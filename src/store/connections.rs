@@ -35,12 +35,14 @@ impl std::fmt::Debug for SecretRow {
     }
 }
 
-/// An edit of a connection: its row as it is to be, and at most one secret added and one
-/// retired.
+/// An edit of a connection: its row as it is to be, at most one secret added and one
+/// retired, and the triggers new options provision.
 pub struct ConnectionEdit<'a> {
     pub connection: &'a ConnectionRow,
     pub add_secret: Option<&'a SecretRow>,
     pub remove_secret_id: Option<&'a str>,
+    /// Triggers the connection's options now provision.
+    pub new_triggers: &'a [TriggerRow],
 }
 
 /// A connection with its first secrets and the triggers it provisions, written together.
@@ -142,18 +144,24 @@ impl Store {
         with_read!(self, pool => sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await)
     }
 
-    /// Writes a connection's editable columns and its secret changes in one transaction.
+    /// Writes a connection's editable columns, its secret changes and the triggers its
+    /// new options provision (those that exist already are kept) in one transaction.
     pub async fn update_connection(&self, edit: &ConnectionEdit<'_>) -> sqlx::Result<()> {
         let c = edit.connection;
+        let insert_trigger = format!("{INSERT_TRIGGER} ON CONFLICT (id) DO NOTHING");
         with_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE connections SET name = $1, enabled = $2, updated_at = $3 WHERE id = $4")
-                .bind(&c.name)
-                .bind(c.enabled)
-                .bind(c.updated_at)
-                .bind(&c.id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE connections SET name = $1, enabled = $2, options = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(&c.name)
+            .bind(c.enabled)
+            .bind(&c.options)
+            .bind(c.updated_at)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
             if let Some(s) = edit.add_secret {
                 sqlx::query(INSERT_SECRET)
                     .bind(&s.id)
@@ -175,9 +183,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            for t in edit.new_triggers {
+                bind_trigger!(sqlx::query(&insert_trigger), t).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         self.forget_connection(&c.id).await;
+        if !edit.new_triggers.is_empty() {
+            self.forget_triggers();
+        }
         Ok(())
     }
 

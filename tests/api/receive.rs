@@ -491,6 +491,10 @@ async fn connection_requests_are_validated(backend: Backend) {
             json!({"provider": "generic", "secrets": ["s"], "options": {"events": [3]}}),
             "options.events",
         ),
+        (
+            json!({"provider": "supabase", "options": {"tables": [{"schema": "public"}]}}),
+            "options",
+        ),
     ];
     for (body, param) in cases {
         let reply = app.post("/v1/integrations/connections", &body).await;
@@ -666,6 +670,71 @@ async fn concurrent_identical_deliveries_fire_once(backend: Backend) {
     assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
 }
 
+/// PATCH `options` provisions the triggers the new options add, keeps the old ones, and
+/// the connection maps with the new options from the next delivery on.
+async fn patched_options_provision_new_triggers(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let insert = Fixture::load("supabase", "public.customers.INSERT");
+    let update = Fixture::load("supabase", "public.customers.UPDATE");
+    let reply = app
+        .post(
+            "/v1/integrations/connections",
+            &json!({"provider": "supabase", "secrets": [insert.secret()]}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let id = reply.body["connectionId"].as_str().unwrap().to_owned();
+    let before = reply.body["triggers"].as_array().unwrap().len();
+    let path = format!("/v1/integrations/connections/{id}");
+
+    let ignored = deliver(&app, &insert, &id).await;
+    assert_eq!(ignored.body["status"], "ignored", "{:?}", ignored.body);
+    assert_eq!(ignored.body["reason"], "table_not_supported");
+
+    let bad = app
+        .patch(
+            &path,
+            &json!({"options": {"tables": [{"schema": "public", "table": "a b"}]}}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.error_code()), (400, "INVALID_REQUEST"));
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("options.tables[0].table"),
+        "{:?}",
+        bad.body
+    );
+
+    let patched = app
+        .patch(&path, &json!({"options": insert.doc["options"]}))
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["options"], insert.doc["options"]);
+    let triggers: Vec<&str> = patched.body["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["triggerEventId"].as_str())
+        .collect();
+    assert_eq!(triggers.len(), before + 3, "{triggers:?}");
+    let trigger = format!("supabase:{id}:public.customers.updated");
+    assert!(triggers.contains(&trigger.as_str()), "{triggers:?}");
+    app.create_automation(&trigger, true).await;
+    let fired = deliver(&app, &update, &id).await;
+    assert_eq!(fired.body["status"], "triggered", "{:?}", fired.body);
+    assert_eq!(fired.body["triggerEventId"], trigger.as_str());
+
+    // Dropping the table keeps its triggers; they simply stop being fired.
+    let reverted = app.patch(&path, &json!({"options": {}})).await;
+    assert_eq!(reverted.status, 200, "{:?}", reverted.body);
+    assert_eq!(
+        reverted.body["triggers"].as_array().unwrap().len(),
+        before + 3
+    );
+}
+
 crate::each_backend!(
     clerk_fixtures_fire_once,
     stripe_fixtures_fire_once,
@@ -686,4 +755,5 @@ crate::each_backend!(
     bad_bodies_are_rejected,
     nothing_published_still_upserts_the_contact,
     concurrent_identical_deliveries_fire_once,
+    patched_options_provision_new_triggers,
 );

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{event, int, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, event, int, string_field, text, Input, Record};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -38,7 +38,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["clerk_user_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("type")?;
     let data = input.body.get("data").unwrap_or(&Value::Null);
     let mut record = Record::default();
@@ -62,7 +70,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
     if event == "user.deleted" {
         let millis = int(&input.body, "timestamp");
         let deleted_at = input.deleted_at(millis.map(|ms| ms.div_euclid(1000)));
-        record.set("clerk_deleted_at", Some(deleted_at));
+        record.set("clerk_deleted_at", deleted_at);
     }
     Ok(Delivery {
         provider_event_key: event.clone(),
@@ -132,14 +140,14 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{fired, ignored, map, record_json, NOW_RFC3339};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const USER_CREATED: &str = include_str!("../../tests/data/clerk/user.created.json");
     const SVIX: &[(&str, &str)] = &[("svix-id", "msg_2abc")];
 
     #[test]
     fn user_created_sample() {
-        let delivery = map(Provider::Clerk, SVIX, USER_CREATED);
+        let delivery = map(provider("clerk"), SVIX, USER_CREATED);
         assert_eq!(delivery.event, "user.created");
         assert_eq!(delivery.provider_event_key, "user.created");
         assert_eq!(delivery.dedupe_id, "msg_2abc");
@@ -155,7 +163,7 @@ mod tests {
 
     #[test]
     fn webhook_id_header_is_the_dedupe_id_too() {
-        let delivery = map(Provider::Clerk, &[("webhook-id", "msg_x")], USER_CREATED);
+        let delivery = map(provider("clerk"), &[("webhook-id", "msg_x")], USER_CREATED);
         assert_eq!(delivery.dedupe_id, "msg_x");
     }
 
@@ -168,7 +176,7 @@ mod tests {
             {"id": "idn_1", "email_address": "old@example.com"},
             {"id": "idn_2", "email_address": " Ada@Example.com "}
         ]}});
-        let delivery = map(Provider::Clerk, SVIX, &body.to_string());
+        let delivery = map(provider("clerk"), SVIX, &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "Ada@Example.com", "lastName": "Lovelace", "clerk_user_id": "user_1"})
@@ -180,7 +188,7 @@ mod tests {
         let body = json!({"type": "user.updated", "data": {
             "object": "user", "id": "user_1", "primary_email_address_id": null,
             "email_addresses": [{"id": "idn_1", "email_address": "first@example.com"}]}});
-        let delivery = map(Provider::Clerk, SVIX, &body.to_string());
+        let delivery = map(provider("clerk"), SVIX, &body.to_string());
         assert_eq!(fired(&delivery).email.as_deref(), Some("first@example.com"));
     }
 
@@ -188,7 +196,7 @@ mod tests {
     fn user_deleted_resolves_by_user_id_and_stamps_the_event_time() {
         let body = r#"{"type": "user.deleted", "timestamp": 1654012591835,
             "data": {"deleted": true, "id": "user_29w83sxmDNGwOuEthce5gg56FcC", "object": "user"}}"#;
-        let delivery = map(Provider::Clerk, SVIX, body);
+        let delivery = map(provider("clerk"), SVIX, body);
         let record = fired(&delivery);
         assert_eq!(record.email, None);
         assert_eq!(
@@ -207,7 +215,7 @@ mod tests {
     #[test]
     fn user_deleted_without_timestamp_uses_now() {
         let body = r#"{"type": "user.deleted", "data": {"deleted": true, "id": "user_1", "object": "user"}}"#;
-        let delivery = map(Provider::Clerk, SVIX, body);
+        let delivery = map(provider("clerk"), SVIX, body);
         assert_eq!(
             fired(&delivery).fields["clerk_deleted_at"],
             json!(NOW_RFC3339)
@@ -218,7 +226,7 @@ mod tests {
     fn organization_events_resolve_through_the_creator() {
         let body = r#"{"type": "organization.created", "data": {"object": "organization",
             "id": "org_1", "name": "Acme", "created_by": "user_1"}}"#;
-        let delivery = map(Provider::Clerk, SVIX, body);
+        let delivery = map(provider("clerk"), SVIX, body);
         let record = fired(&delivery);
         assert_eq!(
             record.lookup,
@@ -231,7 +239,7 @@ mod tests {
     fn organization_deleted_has_no_contact() {
         let body = r#"{"type": "organization.deleted", "data": {"object": "organization",
             "id": "org_1", "deleted": true}}"#;
-        assert_eq!(ignored(&map(Provider::Clerk, SVIX, body)), "no_email");
+        assert_eq!(ignored(&map(provider("clerk"), SVIX, body)), "no_email");
     }
 
     #[test]
@@ -241,7 +249,7 @@ mod tests {
             "organization": {"id": "org_1", "created_by": "user_9"},
             "public_user_data": {"user_id": "user_1", "identifier": "ada@example.com",
                                  "first_name": "Ada", "last_name": null}}});
-        let delivery = map(Provider::Clerk, SVIX, &body.to_string());
+        let delivery = map(provider("clerk"), SVIX, &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "ada@example.com", "firstName": "Ada", "clerk_user_id": "user_1",
@@ -253,7 +261,7 @@ mod tests {
     fn session_resolves_by_user_id() {
         let body = r#"{"type": "session.created", "data": {"object": "session",
             "id": "sess_1", "user_id": "user_1", "status": "active"}}"#;
-        let delivery = map(Provider::Clerk, SVIX, body);
+        let delivery = map(provider("clerk"), SVIX, body);
         assert_eq!(
             fired(&delivery).lookup,
             Some(("clerk_user_id".to_owned(), "user_1".to_owned()))
@@ -267,7 +275,7 @@ mod tests {
             "plan": {"slug": "pro"},
             "payer": {"user_id": "user_1", "email": "payer@example.com",
                       "first_name": "Pay", "last_name": "Er"}}});
-        let delivery = map(Provider::Clerk, SVIX, &body.to_string());
+        let delivery = map(provider("clerk"), SVIX, &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "payer@example.com", "firstName": "Pay", "lastName": "Er",
@@ -278,7 +286,7 @@ mod tests {
 
     #[test]
     fn missing_type_is_an_error() {
-        let verified = crate::Verified::for_test(Provider::Clerk, SVIX, r#"{"data": {}}"#);
+        let verified = crate::Verified::for_test(provider("clerk"), SVIX, r#"{"data": {}}"#);
         assert_eq!(
             crate::map(&verified, &json!({}), 0),
             Err(crate::MapError::MissingEvent("type"))

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{at, plausible_email, text, Input, Record};
+use super::{ConnectionOptions, Mapping, at, plausible_email, text, Input, Record};
 use crate::{Delivery, MapError};
 
 /// Where the email is looked for when the connection names no `emailPath`.
@@ -16,7 +16,15 @@ const EMAIL_PATHS: &[&str] = &[
     "data.user.email",
 ];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: &[],
+    fields: &[],
+    identity: &[],
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = text(&input.body, "type")
         .or_else(|| text(&input.body, "event"))
         .map(str::to_owned)
@@ -54,7 +62,8 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{fired, ignored, map, map_with, record_json};
-    use crate::{MapError, Provider, Verified};
+    use super::super::testing::provider;
+    use crate::{MapError, Verified};
 
     // Seed 003's example delivery.
     const DELIVERED: &str = r#"{
@@ -72,7 +81,7 @@ mod tests {
 
     #[test]
     fn seed_delivery_uses_data_to() {
-        let delivery = map(Provider::Generic, &[], DELIVERED);
+        let delivery = map(provider("generic"), &[], DELIVERED);
         assert_eq!(delivery.event, "delivered");
         assert_eq!(delivery.provider_event_key, "delivered");
         assert_eq!(delivery.dedupe_id, "evt_xyz789");
@@ -85,20 +94,20 @@ mod tests {
     #[test]
     fn email_path_option_wins_and_is_not_second_guessed() {
         let options = json!({"emailPath": "data.from"});
-        let delivery = map_with(Provider::Generic, &[], DELIVERED, &options);
+        let delivery = map_with(provider("generic"), &[], DELIVERED, &options);
         assert_eq!(
             fired(&delivery).email.as_deref(),
             Some("sender@yourdomain.com")
         );
         let options = json!({"emailPath": "data.reply_to"});
-        let delivery = map_with(Provider::Generic, &[], DELIVERED, &options);
+        let delivery = map_with(provider("generic"), &[], DELIVERED, &options);
         assert_eq!(ignored(&delivery), "no_email");
     }
 
     #[test]
     fn event_field_list_recipients_and_body_hash() {
         let body = r#"{"event": "bounced", "data": {"to": [" a@example.com ", "b@example.com"]}}"#;
-        let delivery = map(Provider::Generic, &[], body);
+        let delivery = map(provider("generic"), &[], body);
         assert_eq!(delivery.event, "bounced");
         assert_eq!(delivery.dedupe_id.len(), 64);
         assert_eq!(fired(&delivery).email.as_deref(), Some("a@example.com"));
@@ -107,13 +116,13 @@ mod tests {
     #[test]
     fn skips_values_that_are_not_addresses() {
         let body = r#"{"type": "x", "email": "n/a", "data": {"user": {"email": "u@example.com"}}}"#;
-        let delivery = map(Provider::Generic, &[], body);
+        let delivery = map(provider("generic"), &[], body);
         assert_eq!(fired(&delivery).email.as_deref(), Some("u@example.com"));
     }
 
     #[test]
     fn missing_type_is_an_error() {
-        let verified = Verified::for_test(Provider::Generic, &[], r#"{"id": 1}"#);
+        let verified = Verified::for_test(provider("generic"), &[], r#"{"id": 1}"#);
         assert_eq!(
             crate::map(&verified, &json!({}), 0),
             Err(MapError::MissingEvent("type"))

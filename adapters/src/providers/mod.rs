@@ -2,25 +2,82 @@
 //! event name, the dedupe id and the flat contact record) and declares the events, record
 //! fields and identity fields its connections provision.
 
-mod brevo;
-mod brimble;
-mod clerk;
-mod generic;
-mod revenuecat;
-mod shopify;
-mod standard;
-mod stripe;
-mod stytch;
-mod supabase;
-mod workos;
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
+use crate::provider::Scheme;
 use crate::{
-    Action, ContactRecord, Delivery, EventSpec, FieldKind, FieldSpec, Headers, MapError, Provider,
-    Verified,
+    Action, ContactRecord, Delivery, EventSpec, FieldKind, FieldSpec, Headers, MapError,
+    SkipReason, Verified,
 };
+
+/// Declares the provider modules and [`REGISTRY`], one line per provider:
+/// `slug => Scheme`. The module of the same name supplies the provider's `MAPPING`.
+macro_rules! providers {
+    ($($slug:ident => $scheme:ident,)+) => {
+        $(mod $slug;)+
+
+        /// Every provider firehook receives from: the only place one is named.
+        pub(crate) static REGISTRY: &[ProviderDef] = &[
+            $(ProviderDef {
+                slug: stringify!($slug),
+                scheme: Scheme::$scheme,
+                mapping: &$slug::MAPPING,
+            },)+
+        ];
+    };
+}
+
+providers! {
+    clerk => Svix,
+    stripe => Stripe,
+    shopify => Shopify,
+    stytch => Svix,
+    supabase => SharedToken,
+    workos => Workos,
+    revenuecat => SharedToken,
+    brevo => SharedToken,
+    brimble => UrlToken,
+    generic => GenericHmac,
+    standard => Svix,
+}
+
+/// A registry entry.
+pub(crate) struct ProviderDef {
+    pub(crate) slug: &'static str,
+    pub(crate) scheme: Scheme,
+    pub(crate) mapping: &'static Mapping,
+}
+
+/// What a provider module declares: the triggers its connections provision, the fields of
+/// its records, the fields that identify a contact without an email, and its mapper.
+pub(crate) struct Mapping {
+    pub(crate) events: &'static [EventSpec],
+    pub(crate) fields: &'static [FieldSpec],
+    pub(crate) identity: &'static [&'static str],
+    pub(crate) map: fn(&Input) -> Result<Delivery, MapError>,
+    pub(crate) options: ConnectionOptions,
+}
+
+/// How a connection's `options` shape what it provisions (Supabase `tables`).
+pub(crate) struct ConnectionOptions {
+    pub(crate) validate: fn(&Value) -> Result<(), String>,
+    /// The events the options add to the built-in ones.
+    pub(crate) events: fn(&Value) -> Vec<EventSpec>,
+}
+
+impl ConnectionOptions {
+    /// Options add nothing and need no provider-specific check.
+    pub(crate) const NONE: ConnectionOptions = ConnectionOptions {
+        validate: |_| Ok(()),
+        events: |_| Vec::new(),
+    };
+}
 
 pub(crate) fn map(
     verified: &Verified,
@@ -39,68 +96,22 @@ pub(crate) fn map(
         options,
         now_unix,
     };
-    match verified.provider() {
-        Provider::Clerk => clerk::map(&input),
-        Provider::Stripe => stripe::map(&input),
-        Provider::Shopify => shopify::map(&input),
-        Provider::Stytch => stytch::map(&input),
-        Provider::Supabase => supabase::map(&input),
-        Provider::Workos => workos::map(&input),
-        Provider::Revenuecat => revenuecat::map(&input),
-        Provider::Brevo => brevo::map(&input),
-        Provider::Brimble => brimble::map(&input),
-        Provider::Generic => generic::map(&input),
-        Provider::Standard => standard::map(&input),
+    let provider = verified.provider();
+    let mut delivery = (provider.def().mapping.map)(&input)?;
+    // An alias spelling fires its event's trigger under the canonical name.
+    if let Some(spec) = provider
+        .events()
+        .iter()
+        .find(|e| e.aliases.contains(&delivery.provider_event_key.as_str()))
+    {
+        delivery.event = spec.name.to_string();
     }
-}
-
-pub(crate) fn events(p: Provider) -> &'static [EventSpec] {
-    match p {
-        Provider::Clerk => clerk::EVENTS,
-        Provider::Stripe => stripe::EVENTS,
-        Provider::Shopify => shopify::EVENTS,
-        Provider::Stytch => stytch::EVENTS,
-        Provider::Supabase => supabase::EVENTS,
-        Provider::Workos => workos::EVENTS,
-        Provider::Revenuecat => revenuecat::EVENTS,
-        Provider::Brevo => brevo::EVENTS,
-        Provider::Brimble => brimble::EVENTS,
-        Provider::Generic | Provider::Standard => &[],
-    }
-}
-
-pub(crate) fn fields(p: Provider) -> &'static [FieldSpec] {
-    match p {
-        Provider::Clerk => clerk::FIELDS,
-        Provider::Stripe => stripe::FIELDS,
-        Provider::Shopify => shopify::FIELDS,
-        Provider::Stytch => stytch::FIELDS,
-        Provider::Supabase => supabase::FIELDS,
-        Provider::Workos => workos::FIELDS,
-        Provider::Revenuecat => revenuecat::FIELDS,
-        Provider::Brevo => brevo::FIELDS,
-        Provider::Brimble => brimble::FIELDS,
-        Provider::Generic | Provider::Standard => &[],
-    }
-}
-
-pub(crate) fn identity_fields(p: Provider) -> &'static [&'static str] {
-    match p {
-        Provider::Clerk => clerk::IDENTITY,
-        Provider::Stripe => stripe::IDENTITY,
-        Provider::Shopify => shopify::IDENTITY,
-        Provider::Stytch => stytch::IDENTITY,
-        Provider::Supabase => supabase::IDENTITY,
-        Provider::Workos => workos::IDENTITY,
-        Provider::Revenuecat => revenuecat::IDENTITY,
-        Provider::Brimble => brimble::IDENTITY,
-        Provider::Brevo | Provider::Generic | Provider::Standard => &[],
-    }
+    Ok(delivery)
 }
 
 /// A delivery being mapped: its parsed body (always a JSON object) and what else a
 /// provider module may read.
-struct Input<'a> {
+pub(crate) struct Input<'a> {
     body: Value,
     headers: &'a Headers,
     raw: &'a [u8],
@@ -132,8 +143,10 @@ impl Input<'_> {
     }
 
     /// The RFC 3339 time of a deletion: the payload's own time when it has one, else now.
-    fn deleted_at(&self, payload_unix: Option<i64>) -> String {
-        rfc3339(payload_unix.unwrap_or(self.now_unix))
+    fn deleted_at(&self, payload_unix: Option<i64>) -> Option<String> {
+        payload_unix
+            .and_then(rfc3339)
+            .or_else(|| rfc3339(self.now_unix))
     }
 }
 
@@ -192,7 +205,7 @@ impl Record {
                     Some(((*key).to_owned(), value.to_owned()))
                 });
                 if found.is_none() {
-                    return Action::Ignore("no_email".to_owned());
+                    return Action::Ignore(SkipReason::NoEmail);
                 }
                 found
             }
@@ -252,103 +265,42 @@ fn int(value: &Value, path: &str) -> Option<i64> {
     at(value, path)?.as_i64()
 }
 
-/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`; `None` past year 9999.
+fn rfc3339(unix: i64) -> Option<String> {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()?
+        .format(&format)
+        .ok()
 }
 
 /// Parses an RFC 3339 timestamp (`2024-11-21T06:47:49.555Z`, `...+02:00`) to Unix seconds.
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date_time, zone) = (s.get(..19)?, s.get(19..)?);
-    let field = |range: std::ops::Range<usize>| digits(date_time.get(range)?);
-    let b = date_time.as_bytes();
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
-    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let zone = match zone.strip_prefix('.') {
-        Some(fraction) => fraction.trim_start_matches(|c: char| c.is_ascii_digit()),
-        None => zone,
-    };
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match zone.get(..1)? {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let (hours, minutes) = zone.get(1..)?.split_once(':')?;
-            if hours.len() != 2 || minutes.len() != 2 {
-                return None;
-            }
-            sign * (digits(hours)? * 3600 + digits(minutes)? * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    // A leap second (:60) counts as the second before it.
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
-}
-
-/// A non-empty run of ASCII digits as a number (no sign, unlike `str::parse`).
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-// Howard Hinnant's civil-calendar algorithms (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    OffsetDateTime::parse(s.trim(), &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
 }
 
 /// An event whose trigger name is the provider's own spelling.
 const fn event(name: &'static str) -> EventSpec {
+    spelled(name, name)
+}
+
+/// An event the provider also spells in other ways (`hard_bounce`, `hardBounce`).
+const fn aliased(name: &'static str, aliases: &'static [&'static str]) -> EventSpec {
     EventSpec {
-        name,
-        provider_key: name,
+        name: Cow::Borrowed(name),
+        provider_key: Cow::Borrowed(name),
+        aliases,
+    }
+}
+
+/// An event whose trigger name differs from the provider's spelling.
+const fn spelled(name: &'static str, provider_key: &'static str) -> EventSpec {
+    EventSpec {
+        name: Cow::Borrowed(name),
+        provider_key: Cow::Borrowed(provider_key),
+        aliases: &[],
     }
 }
 
@@ -388,6 +340,11 @@ mod testing {
 
     use crate::{Action, ContactRecord, Delivery, FieldKind, Provider, Verified};
 
+    /// The registry entry of `slug`.
+    pub(in crate::providers) fn provider(slug: &str) -> Provider {
+        Provider::from_slug(slug).unwrap_or_else(|| panic!("no provider {slug}"))
+    }
+
     /// The `now_unix` the tests map with, and its RFC 3339 form.
     pub(super) const NOW: i64 = 1_700_000_000;
     pub(super) const NOW_RFC3339: &str = "2023-11-14T22:13:20Z";
@@ -404,7 +361,10 @@ mod testing {
     ) -> Delivery {
         let verified = Verified::for_test(provider, headers, body);
         let delivery = super::map(&verified, options, NOW).expect("maps");
-        if let Action::Fire(record) = &delivery.action {
+        // Events a connection's options add map columns the provider cannot declare.
+        let declared = provider.events().is_empty()
+            || provider.events().iter().any(|e| e.name == delivery.event);
+        if let (Action::Fire(record), true) = (&delivery.action, declared) {
             assert_declared(provider, record);
         }
         delivery
@@ -418,9 +378,9 @@ mod testing {
         }
     }
 
-    pub(super) fn ignored(delivery: &Delivery) -> &str {
+    pub(super) fn ignored(delivery: &Delivery) -> &'static str {
         match &delivery.action {
-            Action::Ignore(reason) => reason,
+            Action::Ignore(reason) => reason.as_str(),
             Action::Fire(record) => panic!("fired {record:?}, expected ignored"),
         }
     }
@@ -467,13 +427,14 @@ mod tests {
 
     use serde_json::json;
 
-    use super::testing::{fired, map, NOW};
+    use super::testing::{fired, map, provider, NOW};
     use super::*;
+    use crate::Provider;
 
     #[test]
     fn rejects_bodies_that_are_not_json_objects() {
         for body in ["not json", "[1, 2]", "\"text\""] {
-            let verified = Verified::for_test(Provider::Clerk, &[], body);
+            let verified = Verified::for_test(provider("clerk"), &[], body);
             assert!(matches!(
                 super::map(&verified, &json!({}), NOW),
                 Err(MapError::InvalidJson(_))
@@ -483,22 +444,40 @@ mod tests {
 
     #[test]
     fn declarations_are_consistent() {
-        for p in Provider::ALL {
-            let names: HashSet<_> = events(p).iter().map(|e| e.name).collect();
-            assert_eq!(names.len(), events(p).len(), "{p:?} repeats an event");
-            let keys: HashSet<_> = fields(p).iter().map(|f| f.key).collect();
-            assert_eq!(keys.len(), fields(p).len(), "{p:?} repeats a field");
+        for p in Provider::all() {
+            let names: HashSet<_> = p.events().iter().map(|e| &e.name).collect();
+            assert_eq!(names.len(), p.events().len(), "{p:?} repeats an event");
+            // An alias names one event only, and never what another event is spelled.
+            let mut spellings: HashSet<&str> =
+                p.events().iter().map(|e| &*e.provider_key).collect();
+            for alias in p.events().iter().flat_map(|e| e.aliases) {
+                assert!(spellings.insert(alias), "{p:?}: alias {alias} is taken");
+            }
+            let keys: HashSet<_> = p.fields().iter().map(|f| f.key).collect();
+            assert_eq!(keys.len(), p.fields().len(), "{p:?} repeats a field");
             for key in &keys {
                 assert!(key.starts_with(&format!("{}_", p.slug())), "{key}");
             }
-            for identity in identity_fields(p) {
+            for identity in p.identity_fields() {
                 assert!(
-                    fields(p).contains(&string_field(identity)),
+                    p.fields().contains(&string_field(identity)),
                     "{identity} is not a string field of {p:?}"
                 );
             }
         }
-        assert!(events(Provider::Generic).is_empty() && events(Provider::Standard).is_empty());
+        assert!(
+            provider("generic").events().is_empty() && provider("standard").events().is_empty()
+        );
+    }
+
+    #[test]
+    fn slugs_are_unique_and_found() {
+        let slugs: HashSet<_> = Provider::all().map(Provider::slug).collect();
+        assert_eq!(slugs.len(), REGISTRY.len());
+        for p in Provider::all() {
+            assert_eq!(Provider::from_slug(p.slug()), Some(p));
+        }
+        assert_eq!(Provider::from_slug("Clerk"), None);
     }
 
     #[test]
@@ -513,9 +492,13 @@ mod tests {
 
     #[test]
     fn formats_and_parses_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(NOW), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(rfc3339(NOW).as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(
+            rfc3339(951_782_400).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(rfc3339(i64::MAX), None);
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(NOW));
         assert_eq!(
             parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
@@ -570,14 +553,14 @@ mod tests {
         );
         assert_eq!(
             Record::default().into_action(&["clerk_user_id"]),
-            Action::Ignore("no_email".to_owned())
+            Action::Ignore(SkipReason::NoEmail)
         );
     }
 
     #[test]
     fn map_dispatches_on_the_provider() {
         let body = r#"{"type": "user.created", "data": {"object": "user", "id": "user_1"}}"#;
-        let delivery = map(Provider::Clerk, &[("svix-id", "msg_1")], body);
+        let delivery = map(provider("clerk"), &[("svix-id", "msg_1")], body);
         assert_eq!(delivery.event, "user.created");
         assert_eq!(fired(&delivery).lookup.as_ref().unwrap().1, "user_1");
     }

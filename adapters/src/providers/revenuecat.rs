@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{
+use super::{ConnectionOptions, Mapping, 
     array_field, at, event, int, number_field, rfc3339, string_field, text, Input, Record,
 };
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
@@ -39,7 +39,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["revenuecat_app_user_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("event.type")?;
     let e = input.body.get("event").unwrap_or(&Value::Null);
     let mut record = Record::default();
@@ -61,7 +69,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
     record.set("revenuecat_currency", text(e, "currency"));
     record.set(
         "revenuecat_expires_at",
-        int(e, "expiration_at_ms").map(|ms| rfc3339(ms.div_euclid(1000))),
+        int(e, "expiration_at_ms").and_then(|ms| rfc3339(ms.div_euclid(1000))),
     );
     record.set("revenuecat_cancel_reason", text(e, "cancel_reason"));
     record.set("revenuecat_expiration_reason", text(e, "expiration_reason"));
@@ -88,7 +96,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::testing::{fired, map, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const INITIAL_PURCHASE: &str =
         include_str!("../../tests/data/revenuecat/INITIAL_PURCHASE.json");
@@ -99,7 +107,7 @@ mod tests {
 
     #[test]
     fn initial_purchase_sample() {
-        let delivery = map(Provider::Revenuecat, &[], INITIAL_PURCHASE);
+        let delivery = map(provider("revenuecat"), &[], INITIAL_PURCHASE);
         assert_eq!(delivery.event, "INITIAL_PURCHASE");
         assert_eq!(delivery.provider_event_key, "INITIAL_PURCHASE");
         assert_eq!(delivery.dedupe_id, "12345678-1234-1234-1234-123456789012");
@@ -118,7 +126,7 @@ mod tests {
     fn display_name_gives_names() {
         let mut body = sample();
         body["event"]["subscriber_attributes"]["$displayName"] = json!({"value": "Ada Lovelace"});
-        let delivery = map(Provider::Revenuecat, &[], &body.to_string());
+        let delivery = map(provider("revenuecat"), &[], &body.to_string());
         let fields = &fired(&delivery).fields;
         assert_eq!(fields["firstName"], json!("Ada"));
         assert_eq!(fields["lastName"], json!("Lovelace"));
@@ -130,7 +138,7 @@ mod tests {
         body["event"]["subscriber_attributes"] = json!({});
         body["event"]["type"] = json!("CANCELLATION");
         body["event"]["cancel_reason"] = json!("UNSUBSCRIBE");
-        let delivery = map(Provider::Revenuecat, &[], &body.to_string());
+        let delivery = map(provider("revenuecat"), &[], &body.to_string());
         let record = fired(&delivery);
         assert_eq!(record.email, None);
         assert_eq!(
@@ -149,7 +157,7 @@ mod tests {
             "store": "PLAY_STORE", "transferred_from": ["old_user"],
             "transferred_to": ["new_user"], "entitlement_ids": null,
             "entitlement_id": "pro"}});
-        let delivery = map(Provider::Revenuecat, &[], &body.to_string());
+        let delivery = map(provider("revenuecat"), &[], &body.to_string());
         let record = fired(&delivery);
         assert_eq!(
             record.lookup,
@@ -160,7 +168,7 @@ mod tests {
 
     #[test]
     fn missing_type_is_an_error() {
-        let verified = crate::Verified::for_test(Provider::Revenuecat, &[], r#"{"event": {}}"#);
+        let verified = crate::Verified::for_test(provider("revenuecat"), &[], r#"{"event": {}}"#);
         assert_eq!(
             crate::map(&verified, &json!({}), 0),
             Err(crate::MapError::MissingEvent("event.type"))

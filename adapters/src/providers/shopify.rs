@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{header, id, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, header, id, string_field, text, Input, Record};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -34,10 +34,18 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 pub(super) const IDENTITY: &[&str] = &["shopify_customer_id"];
 
 const fn topic(name: &'static str, provider_key: &'static str) -> EventSpec {
-    EventSpec { name, provider_key }
+    super::spelled(name, provider_key)
 }
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let topic = header(input.headers, &["x-shopify-topic", "shopify-topic"])
         .ok_or(MapError::MissingEvent("X-Shopify-Topic"))?;
     let dedupe_id = header(input.headers, &["x-shopify-event-id", "shopify-event-id"])
@@ -56,7 +64,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
             record.names(text(body, "first_name"), text(body, "last_name"));
             record.set("shopify_customer_id", id(body, "id"));
             if topic == "customers/delete" {
-                record.set("shopify_deleted_at", Some(input.deleted_at(None)));
+                record.set("shopify_deleted_at", input.deleted_at(None));
             }
         }
         Some("orders") => {
@@ -119,7 +127,8 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{fired, ignored, map, record_json, NOW_RFC3339};
-    use crate::{MapError, Provider, Verified};
+    use super::super::testing::provider;
+    use crate::{MapError, Verified};
 
     const ORDER: &str = include_str!("../../tests/data/shopify/orders.paid.json");
 
@@ -134,7 +143,7 @@ mod tests {
             ),
             ("X-Shopify-Event-Id", "98880550-7158-44d4-b7cd-2c97c8a091b5"),
         ];
-        let delivery = map(Provider::Shopify, &headers, ORDER);
+        let delivery = map(provider("shopify"), &headers, ORDER);
         assert_eq!(delivery.event, "orders.paid");
         assert_eq!(delivery.provider_event_key, "orders/paid");
         assert_eq!(delivery.dedupe_id, "98880550-7158-44d4-b7cd-2c97c8a091b5");
@@ -156,7 +165,7 @@ mod tests {
             ("shopify-topic", "orders/create"),
             ("shopify-webhook-id", "wh-1"),
         ];
-        let delivery = map(Provider::Shopify, &headers, ORDER);
+        let delivery = map(provider("shopify"), &headers, ORDER);
         assert_eq!(delivery.event, "orders.create");
         assert_eq!(delivery.dedupe_id, "wh-1");
     }
@@ -166,7 +175,7 @@ mod tests {
         let body = json!({"id": 1, "email": "", "contact_email": null,
             "customer": {"id": 2, "email": "c@example.com"}});
         let delivery = map(
-            Provider::Shopify,
+            provider("shopify"),
             &[("X-Shopify-Topic", "orders/create")],
             &body.to_string(),
         );
@@ -178,7 +187,7 @@ mod tests {
         let body = json!({"id": 706405506930370084_u64, "email": "bob@biller.com",
             "first_name": "Bob", "last_name": "Biller", "phone": null});
         let delivery = map(
-            Provider::Shopify,
+            provider("shopify"),
             &[("X-Shopify-Topic", "customers/create")],
             &body.to_string(),
         );
@@ -194,7 +203,7 @@ mod tests {
     fn customers_delete_resolves_by_customer_id() {
         let body = r#"{"id": 706405506930370084, "phone": null, "addresses": []}"#;
         let delivery = map(
-            Provider::Shopify,
+            provider("shopify"),
             &[("X-Shopify-Topic", "customers/delete")],
             body,
         );
@@ -212,7 +221,7 @@ mod tests {
     #[test]
     fn guest_order_without_email_is_ignored() {
         let delivery = map(
-            Provider::Shopify,
+            provider("shopify"),
             &[("X-Shopify-Topic", "orders/paid")],
             r#"{"id": 1, "email": null, "customer": null}"#,
         );
@@ -221,7 +230,7 @@ mod tests {
 
     #[test]
     fn missing_topic_is_an_error() {
-        let verified = Verified::for_test(Provider::Shopify, &[], ORDER);
+        let verified = Verified::for_test(provider("shopify"), &[], ORDER);
         assert_eq!(
             crate::map(&verified, &json!({}), 0),
             Err(MapError::MissingEvent("X-Shopify-Topic"))
@@ -230,7 +239,7 @@ mod tests {
 
     #[test]
     fn event_names_replace_slashes() {
-        for event in Provider::Shopify.events() {
+        for event in provider("shopify").events() {
             assert_eq!(event.name, event.provider_key.replace('/', "."));
         }
     }

@@ -1,10 +1,18 @@
 //! Standard Webhooks senders: `{type, timestamp, data}`, the message id in the
 //! `webhook-id` header. The email is found as for generic senders.
 
-use super::{generic, Input, Record};
+use super::{ConnectionOptions, Mapping, generic, Input, Record};
 use crate::{Delivery, MapError};
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: &[],
+    fields: &[],
+    identity: &[],
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("type")?;
     let mut record = Record::default();
     record.email(generic::find_email(&input.body, input.options));
@@ -21,7 +29,7 @@ mod tests {
     use serde_json::json;
 
     use super::super::testing::{ignored, map, map_with, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const INVOICE_PAID: &str = r#"{"type": "invoice.paid", "timestamp": "2024-01-15T10:30:05Z",
         "data": {"invoice_id": "inv_1", "customer": {"email": "c@example.com"}}}"#;
@@ -30,7 +38,7 @@ mod tests {
     fn webhook_id_and_email_path() {
         let options = json!({"emailPath": "data.customer.email"});
         let delivery = map_with(
-            Provider::Standard,
+            provider("standard"),
             &[("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")],
             INVOICE_PAID,
             &options,
@@ -43,9 +51,9 @@ mod tests {
     #[test]
     fn default_paths_and_no_email() {
         let body = r#"{"type": "user.signup", "data": {"email": "u@example.com"}}"#;
-        let delivery = map(Provider::Standard, &[("svix-id", "msg_1")], body);
+        let delivery = map(provider("standard"), &[("svix-id", "msg_1")], body);
         assert_eq!(record_json(&delivery), json!({"email": "u@example.com"}));
-        let delivery = map(Provider::Standard, &[], INVOICE_PAID);
+        let delivery = map(provider("standard"), &[], INVOICE_PAID);
         assert_eq!(delivery.dedupe_id.len(), 64);
         assert_eq!(ignored(&delivery), "no_email");
     }

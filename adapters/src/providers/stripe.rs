@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{
+use super::{ConnectionOptions, Mapping, 
     at, boolean_field, event, int, number_field, rfc3339, string_field, text, Input, Record,
 };
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
@@ -42,7 +42,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["stripe_customer_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("type")?;
     let object = at(&input.body, "data.object").unwrap_or(&Value::Null);
     let kind = text(object, "object");
@@ -72,7 +80,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
     }
     if event == "customer.deleted" {
         let deleted_at = input.deleted_at(int(&input.body, "created"));
-        record.set("stripe_deleted_at", Some(deleted_at));
+        record.set("stripe_deleted_at", deleted_at);
     }
     Ok(Delivery {
         provider_event_key: event.clone(),
@@ -103,7 +111,7 @@ fn subscription(record: &mut Record, subscription: &Value) {
     );
     record.set(
         "stripe_trial_end",
-        int(subscription, "trial_end").map(rfc3339),
+        int(subscription, "trial_end").and_then(rfc3339),
     );
 }
 
@@ -138,7 +146,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::testing::{fired, ignored, map, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const OBJECTS: &str = include_str!("../../tests/data/stripe/data.object.fixtures.json");
     const PLAN_CREATED: &str =
@@ -158,7 +166,7 @@ mod tests {
 
     #[test]
     fn plan_created_sample_has_no_contact() {
-        let delivery = map(Provider::Stripe, &[], PLAN_CREATED);
+        let delivery = map(provider("stripe"), &[], PLAN_CREATED);
         assert_eq!(delivery.event, "plan.created");
         assert_eq!(delivery.dedupe_id, "evt_1Pgc76B7WZ01zgkWwyRHS12y");
         assert_eq!(ignored(&delivery), "no_email");
@@ -167,7 +175,7 @@ mod tests {
     #[test]
     fn subscription_resolves_by_customer() {
         let body = event("customer.subscription.updated", fixture("subscription"));
-        let delivery = map(Provider::Stripe, &[], &body);
+        let delivery = map(provider("stripe"), &[], &body);
         let record = fired(&delivery);
         assert_eq!(record.email, None);
         assert_eq!(
@@ -191,7 +199,7 @@ mod tests {
     #[test]
     fn customer_without_email_resolves_by_its_id() {
         let body = event("customer.updated", fixture("customer"));
-        let delivery = map(Provider::Stripe, &[], &body);
+        let delivery = map(provider("stripe"), &[], &body);
         assert_eq!(
             fired(&delivery).lookup,
             Some((
@@ -206,7 +214,7 @@ mod tests {
         let mut customer = fixture("customer");
         customer["email"] = json!("ada@example.com");
         customer["name"] = json!("Ada Lovelace");
-        let delivery = map(Provider::Stripe, &[], &event("customer.deleted", customer));
+        let delivery = map(provider("stripe"), &[], &event("customer.deleted", customer));
         assert_eq!(
             record_json(&delivery),
             json!({"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace",
@@ -221,7 +229,7 @@ mod tests {
         invoice["customer_email"] = json!("payer@example.com");
         invoice["status"] = json!("paid");
         invoice["amount_paid"] = json!(1000);
-        let delivery = map(Provider::Stripe, &[], &event("invoice.paid", invoice));
+        let delivery = map(provider("stripe"), &[], &event("invoice.paid", invoice));
         assert_eq!(
             record_json(&delivery),
             json!({"email": "payer@example.com", "stripe_customer_id": "cus_QXg1o8vcGmoR32",
@@ -234,7 +242,7 @@ mod tests {
     #[test]
     fn unpaid_invoice_without_email_reports_the_amount_due() {
         let delivery = map(
-            Provider::Stripe,
+            provider("stripe"),
             &[],
             &event("invoice.payment_failed", fixture("invoice")),
         );
@@ -250,7 +258,7 @@ mod tests {
             "payment_status": "paid", "subscription": {"id": "sub_1", "object": "subscription"},
             "customer_details": {"email": "buyer@example.com", "name": "Grace Hopper"}});
         let delivery = map(
-            Provider::Stripe,
+            provider("stripe"),
             &[],
             &event("checkout.session.completed", session),
         );

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::{event, parse_rfc3339, string_field, text, Input, Record};
-use crate::{Action, Delivery, EventSpec, FieldSpec, MapError};
+use super::{ConnectionOptions, Mapping, event, parse_rfc3339, string_field, text, Input, Record};
+use crate::{Action, Delivery, EventSpec, FieldSpec, MapError, SkipReason};
 
 pub(super) const EVENTS: &[EventSpec] = &[
     event("direct.user.create"),
@@ -25,7 +25,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["stytch_user_id", "stytch_member_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let body = &input.body;
     let source = input.event_at("source")?.to_ascii_lowercase();
     let object_type = input.event_at("object_type")?.to_ascii_lowercase();
@@ -46,13 +54,13 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
                 provider_event_key: event.clone(),
                 event,
                 dedupe_id,
-                action: Action::Ignore("event_not_supported".to_owned()),
+                action: Action::Ignore(SkipReason::EventNotSupported),
             })
         }
     }
     if action == "delete" {
         let timestamp = text(body, "timestamp").and_then(parse_rfc3339);
-        record.set("stytch_deleted_at", Some(input.deleted_at(timestamp)));
+        record.set("stytch_deleted_at", input.deleted_at(timestamp));
     }
     Ok(Delivery {
         provider_event_key: event.clone(),
@@ -88,7 +96,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::testing::{fired, ignored, map, record_json};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const DASHBOARD_USER_CREATE: &str =
         include_str!("../../tests/data/stytch/dashboard.user.create.json");
@@ -104,7 +112,7 @@ mod tests {
 
     #[test]
     fn dashboard_sample_is_ignored_with_event_and_dedupe_id() {
-        let delivery = map(Provider::Stytch, SVIX, DASHBOARD_USER_CREATE);
+        let delivery = map(provider("stytch"), SVIX, DASHBOARD_USER_CREATE);
         assert_eq!(delivery.event, "dashboard.user.create");
         assert_eq!(delivery.provider_event_key, "dashboard.user.create");
         assert_eq!(delivery.dedupe_id, "msg_stytch");
@@ -115,14 +123,14 @@ mod tests {
     fn scim_events_are_ignored() {
         let mut body = direct("UPDATE");
         body["source"] = json!("SCIM");
-        let delivery = map(Provider::Stytch, SVIX, &body.to_string());
+        let delivery = map(provider("stytch"), SVIX, &body.to_string());
         assert_eq!(delivery.event, "scim.user.update");
         assert_eq!(ignored(&delivery), "event_not_supported");
     }
 
     #[test]
     fn direct_user_create() {
-        let delivery = map(Provider::Stytch, SVIX, &direct("CREATE").to_string());
+        let delivery = map(provider("stytch"), SVIX, &direct("CREATE").to_string());
         assert_eq!(delivery.event, "direct.user.create");
         assert_eq!(
             record_json(&delivery),
@@ -134,7 +142,7 @@ mod tests {
 
     #[test]
     fn event_id_is_the_dedupe_fallback() {
-        let delivery = map(Provider::Stytch, &[], &direct("CREATE").to_string());
+        let delivery = map(provider("stytch"), &[], &direct("CREATE").to_string());
         assert_eq!(
             delivery.dedupe_id,
             "webhook-event-test-00000000-0000-0000-0000-000000000000"
@@ -146,7 +154,7 @@ mod tests {
         let body = json!({"action": "DELETE", "event_id": "ev_1", "id": "user-1",
             "object_type": "user", "project_id": "project-1", "source": "DIRECT",
             "timestamp": "2024-01-02T03:04:05.678901Z"});
-        let delivery = map(Provider::Stytch, SVIX, &body.to_string());
+        let delivery = map(provider("stytch"), SVIX, &body.to_string());
         let record = fired(&delivery);
         assert_eq!(
             record.lookup,
@@ -165,7 +173,7 @@ mod tests {
             "timestamp": "2024-01-02T03:04:05.678901Z",
             "member": {"email_address": "ada@stytch.example.com", "member_id": "member-1",
                        "name": "Ada Lovelace", "organization_id": "organization-1"}});
-        let delivery = map(Provider::Stytch, SVIX, &body.to_string());
+        let delivery = map(provider("stytch"), SVIX, &body.to_string());
         assert_eq!(delivery.event, "direct.member.update");
         assert_eq!(
             record_json(&delivery),
@@ -179,14 +187,14 @@ mod tests {
     fn direct_organization_events_are_ignored() {
         let body = json!({"action": "CREATE", "id": "organization-1",
             "object_type": "organization", "source": "DIRECT", "organization": {}});
-        let delivery = map(Provider::Stytch, SVIX, &body.to_string());
+        let delivery = map(provider("stytch"), SVIX, &body.to_string());
         assert_eq!(ignored(&delivery), "event_not_supported");
     }
 
     #[test]
     fn missing_action_is_an_error() {
         let verified = crate::Verified::for_test(
-            Provider::Stytch,
+            provider("stytch"),
             SVIX,
             r#"{"source": "DIRECT", "object_type": "user"}"#,
         );

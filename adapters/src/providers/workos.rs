@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{at, boolean_field, event, parse_rfc3339, string_field, text, Input, Record};
+use super::{ConnectionOptions, Mapping, at, boolean_field, event, parse_rfc3339, string_field, text, Input, Record};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -34,7 +34,15 @@ pub(super) const FIELDS: &[FieldSpec] = &[
 
 pub(super) const IDENTITY: &[&str] = &["workos_user_id", "workos_directory_user_id"];
 
-pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
+pub(super) const MAPPING: Mapping = Mapping {
+    events: EVENTS,
+    fields: FIELDS,
+    identity: IDENTITY,
+    map,
+    options: ConnectionOptions::NONE,
+};
+
+fn map(input: &Input) -> Result<Delivery, MapError> {
     let event = input.event_at("event")?;
     let data = input.body.get("data").unwrap_or(&Value::Null);
     let mut record = Record::default();
@@ -56,7 +64,7 @@ pub(super) fn map(input: &Input) -> Result<Delivery, MapError> {
     }
     if event == "user.deleted" || event == "dsync.user.deleted" {
         let created_at = text(&input.body, "created_at").and_then(parse_rfc3339);
-        record.set("workos_deleted_at", Some(input.deleted_at(created_at)));
+        record.set("workos_deleted_at", input.deleted_at(created_at));
     }
     Ok(Delivery {
         provider_event_key: event.clone(),
@@ -96,14 +104,14 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::testing::{fired, ignored, map, record_json, NOW_RFC3339};
-    use crate::Provider;
+    use super::super::testing::provider;
 
     const DSYNC_USER_CREATED: &str =
         include_str!("../../tests/data/workos/dsync.user.created.json");
 
     #[test]
     fn dsync_user_created_sample() {
-        let delivery = map(Provider::Workos, &[], DSYNC_USER_CREATED);
+        let delivery = map(provider("workos"), &[], DSYNC_USER_CREATED);
         assert_eq!(delivery.event, "dsync.user.created");
         assert_eq!(delivery.dedupe_id, "event_01EHZNVPK3SFK441A1RGBFSHRT");
         assert_eq!(
@@ -125,7 +133,7 @@ mod tests {
             {"primary": false, "type": "home", "value": "home@example.com"},
             {"primary": true, "type": "work", "value": "work@example.com"}
         ]);
-        let delivery = map(Provider::Workos, &[], &body.to_string());
+        let delivery = map(provider("workos"), &[], &body.to_string());
         assert_eq!(fired(&delivery).email.as_deref(), Some("work@example.com"));
     }
 
@@ -133,7 +141,7 @@ mod tests {
     fn dsync_user_deleted_stamps_the_event_time() {
         let mut body: Value = serde_json::from_str(DSYNC_USER_CREATED).unwrap();
         body["event"] = json!("dsync.user.deleted");
-        let delivery = map(Provider::Workos, &[], &body.to_string());
+        let delivery = map(provider("workos"), &[], &body.to_string());
         assert_eq!(
             fired(&delivery).fields["workos_deleted_at"],
             json!("2026-01-15T12:00:00Z")
@@ -145,7 +153,7 @@ mod tests {
         let body = json!({"id": "event_1", "event": "user.deleted", "data": {
             "object": "user", "id": "user_01", "email": "ada@example.com",
             "email_verified": true, "first_name": "Ada", "last_name": null}});
-        let delivery = map(Provider::Workos, &[], &body.to_string());
+        let delivery = map(provider("workos"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "ada@example.com", "firstName": "Ada", "workos_user_id": "user_01",
@@ -158,7 +166,7 @@ mod tests {
         let body = json!({"id": "event_2", "event": "organization_membership.created",
             "data": {"object": "organization_membership", "id": "om_01", "user_id": "user_01",
                      "organization_id": "org_01", "status": "active", "role": {"slug": "member"}}});
-        let delivery = map(Provider::Workos, &[], &body.to_string());
+        let delivery = map(provider("workos"), &[], &body.to_string());
         let record = fired(&delivery);
         assert_eq!(
             record.lookup,
@@ -174,7 +182,7 @@ mod tests {
             "directory_id": "directory_01", "group": {"id": "directory_group_01"},
             "user": {"object": "directory_user", "id": "directory_user_01",
                      "email": "grace@example.com"}}});
-        let delivery = map(Provider::Workos, &[], &body.to_string());
+        let delivery = map(provider("workos"), &[], &body.to_string());
         assert_eq!(
             record_json(&delivery),
             json!({"email": "grace@example.com", "workos_directory_user_id": "directory_user_01",
@@ -186,6 +194,6 @@ mod tests {
     fn events_without_a_user_are_ignored() {
         let body = r#"{"id": "event_4", "event": "organization.created",
             "data": {"object": "organization", "id": "org_01", "name": "Acme"}}"#;
-        assert_eq!(ignored(&map(Provider::Workos, &[], body)), "no_email");
+        assert_eq!(ignored(&map(provider("workos"), &[], body)), "no_email");
     }
 }

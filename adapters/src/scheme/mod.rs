@@ -64,6 +64,14 @@ fn parse_timestamp(value: &str, header: &'static str) -> Result<i64, VerifyError
         .map_err(|_| VerifyError::MalformedHeader(header))
 }
 
+/// A clock scheme's tolerance, for its module's constant (evaluated at compile time).
+const fn tolerance_secs(scheme: Scheme) -> u64 {
+    match scheme.clock_tolerance_secs() {
+        Some(secs) => secs,
+        None => panic!("the scheme signs no timestamp"),
+    }
+}
+
 fn within_tolerance(timestamp: i64, now: i64, tolerance: u64) -> Result<(), VerifyError> {
     if timestamp.abs_diff(now) > tolerance {
         Err(VerifyError::TimestampOutOfTolerance)

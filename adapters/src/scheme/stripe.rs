@@ -1,11 +1,12 @@
 //! Stripe: `Stripe-Signature: t=<unix s>,v1=<hex>...`, HMAC-SHA256 of `{t}.{body}` keyed
 //! with the whole `whsec_...` string.
 
-use super::{hmac_sha256_any, parse_t_v1, parse_timestamp, within_tolerance};
+use super::{hmac_sha256_any, parse_t_v1, parse_timestamp, tolerance_secs, within_tolerance};
+use crate::provider::Scheme;
 use crate::{Inbound, Secret, VerifyError};
 
 const HEADER: &str = "stripe-signature";
-const TOLERANCE_SECS: u64 = 300;
+const TOLERANCE_SECS: u64 = tolerance_secs(Scheme::Stripe);
 
 pub(super) fn check(
     inbound: &Inbound,

@@ -9,12 +9,13 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-use super::{header, hmac_sha256_any_key, parse_timestamp, within_tolerance};
+use super::{header, hmac_sha256_any_key, parse_timestamp, tolerance_secs, within_tolerance};
+use crate::provider::Scheme;
 use crate::{Inbound, Secret, VerifyError};
 
 const SVIX: [&str; 3] = ["svix-id", "svix-timestamp", "svix-signature"];
 const STANDARD: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
-const TOLERANCE_SECS: u64 = 300;
+const TOLERANCE_SECS: u64 = tolerance_secs(Scheme::Svix);
 
 pub(super) fn check(
     inbound: &Inbound,

@@ -1,11 +1,12 @@
 //! WorkOS: `WorkOS-Signature: t=<unix ms>, v1=<hex>`, HMAC-SHA256 of `{t}.{body}`, with the
 //! 180 s tolerance either way of the official SDKs.
 
-use super::{hmac_sha256_any, parse_t_v1, parse_timestamp, within_tolerance};
+use super::{hmac_sha256_any, parse_t_v1, parse_timestamp, tolerance_secs, within_tolerance};
+use crate::provider::Scheme;
 use crate::{Inbound, Secret, VerifyError};
 
 const HEADER: &str = "workos-signature";
-const TOLERANCE_MS: u64 = 180_000;
+const TOLERANCE_MS: u64 = tolerance_secs(Scheme::Workos) * 1000;
 
 pub(super) fn check(
     inbound: &Inbound,

@@ -353,7 +353,7 @@ mod tests {
                 key: key.into(),
                 request_hash: "hash".into(),
             }),
-            mode: FireMode::Ignore(IgnoreReason::NoEmail),
+            mode: FireMode::Ignore(IgnoreReason::EventNotMapped),
             contact_email: None,
             contact: Default::default(),
             identities: vec![],
