@@ -247,7 +247,10 @@ async fn lists_paginate_with_a_cursor(backend: Backend) {
     let mut pages = 0;
     loop {
         pages += 1;
-        assert!(pages <= 3, "5 contacts in pages of 2 take 3 pages: {seen:?}");
+        assert!(
+            pages <= 3,
+            "5 contacts in pages of 2 take 3 pages: {seen:?}"
+        );
         let page = app.get(&path).await;
         assert_eq!(page.status, 200, "{:?}", page.body);
         assert!(page.body["data"].as_array().unwrap().len() <= 2);

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex, Once};
+use std::sync::{mpsc, Arc, Condvar, Mutex, Once};
 use std::time::Duration;
 
 use firehook::clock::Clock;
@@ -279,7 +279,8 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send_as(API_KEY, reqwest::Method::GET, path, None).await
+        self.send_as(API_KEY, reqwest::Method::GET, path, None)
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
@@ -332,14 +333,21 @@ impl TestApp {
 
     /// Creates an API trigger with `email` and an optional `plan`; answers its id.
     pub async fn create_trigger(&self) -> String {
+        self.create_trigger_as(API_KEY).await
+    }
+
+    /// [`TestApp::create_trigger`] in the org of `key`.
+    pub async fn create_trigger_as(&self, key: &str) -> String {
         let reply = self
-            .post(
+            .send_as(
+                key,
+                reqwest::Method::POST,
                 "/v1/automations/triggers",
-                &json!({"title": "Signed up", "payloadSchema": {"fields": [
+                Some(&json!({"title": "Signed up", "payloadSchema": {"fields": [
                     {"key": "email", "type": "string", "required": true},
                     {"key": "firstName", "type": "string", "required": false},
                     {"key": "plan", "type": "string", "required": false, "fallbackValue": "free"}
-                ]}}),
+                ]}})),
             )
             .await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -348,21 +356,30 @@ impl TestApp {
 
     /// Creates an automation bound to `trigger`, published or not; answers its id.
     pub async fn create_automation(&self, trigger: &str, published: bool) -> String {
+        self.create_automation_as(API_KEY, trigger, published).await
+    }
+
+    /// [`TestApp::create_automation`] in the org of `key`.
+    pub async fn create_automation_as(&self, key: &str, trigger: &str, published: bool) -> String {
         let reply = self
-            .post(
+            .send_as(
+                key,
+                reqwest::Method::POST,
                 "/v1/automations",
-                &json!({"name": "Welcome", "triggerEventId": trigger,
+                Some(&json!({"name": "Welcome", "triggerEventId": trigger,
                         "nodes": [{"id": "t", "type": "trigger"}, {"id": "e", "type": "sendEmail"}],
-                        "connections": [{"from": "t", "to": "e"}]}),
+                        "connections": [{"from": "t", "to": "e"}]})),
             )
             .await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         let id = reply.body["automationId"].as_str().unwrap().to_owned();
         if published {
             let reply = self
-                .patch(
+                .send_as(
+                    key,
+                    reqwest::Method::PATCH,
                     &format!("/v1/automations/{id}"),
-                    &json!({"published": true}),
+                    Some(&json!({"published": true})),
                 )
                 .await;
             assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -372,10 +389,21 @@ impl TestApp {
 
     /// Fires `trigger` with `body`, and an Idempotency-Key header if given.
     pub async fn fire(&self, trigger: &str, body: &Value, key: Option<&str>) -> Reply {
+        self.fire_as(API_KEY, trigger, body, key).await
+    }
+
+    /// [`TestApp::fire`] with the API key `api_key`.
+    pub async fn fire_as(
+        &self,
+        api_key: &str,
+        trigger: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Reply {
         let mut req = self
             .client
             .post(self.url(&format!("/v1/automations/triggers/{trigger}/fire")))
-            .bearer_auth(API_KEY)
+            .bearer_auth(api_key)
             .json(body);
         if let Some(key) = key {
             req = req.header("idempotency-key", key);
@@ -400,6 +428,13 @@ impl TestApp {
     /// at most 50 pages.
     pub async fn list_all(&self, path: &str) -> Vec<Value> {
         list_all(&self.client, &self.base, API_KEY, path).await
+    }
+
+    /// Creates a connection; answers the 201 body.
+    pub async fn create_connection(&self, body: &Value) -> Value {
+        let reply = self.post("/v1/integrations/connections", body).await;
+        assert_eq!(reply.status, 201, "{body}: {:?}", reply.body);
+        reply.body
     }
 
     /// Every run of a trigger.
@@ -477,7 +512,8 @@ pub fn run_cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
 pub struct Gateway {
     child: Child,
     pub base: String,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<(Mutex<String>, Condvar)>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -500,14 +536,15 @@ impl Gateway {
         }
         let mut child = cmd.spawn().expect("firehook starts");
 
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
+                let mut text = sink.0.lock().unwrap();
                 text.push_str(&line);
                 text.push('\n');
+                sink.1.notify_all();
             }
         });
         let (address_tx, address_rx) = mpsc::channel();
@@ -524,23 +561,39 @@ impl Gateway {
             child,
             base: String::new(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         match address_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => gateway.base = format!("http://{addr}"),
             Err(e) => {
-                gateway.stop();
                 panic!(
                     "firehook did not report its address ({e}); stderr:\n{}",
-                    gateway.stderr()
+                    gateway.finish()
                 );
             }
         }
         gateway
     }
 
-    /// Everything the process wrote on stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+    /// Waits (at most 30 s) until stderr contains `needle`; answers stderr so far.
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        let (text, changed) = &*self.stderr;
+        let (text, _) = changed
+            .wait_timeout_while(text.lock().unwrap(), Duration::from_secs(30), |t| {
+                !t.contains(needle)
+            })
+            .unwrap();
+        assert!(text.contains(needle), "{needle:?} not on stderr:\n{text}");
+        text.clone()
+    }
+
+    /// Stops the process and answers everything it wrote on stderr.
+    pub fn finish(&mut self) -> String {
+        self.stop();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr.0.lock().unwrap().clone()
     }
 
     /// SIGKILL, then reap.
