@@ -209,6 +209,15 @@ impl Pipeline {
             };
         };
         let cache_key = claim_key(&req.org_id, &scope, &key);
+        // The cache's timer runs on the system clock; the window is the server's clock's.
+        if self
+            .claims
+            .get(&cache_key)
+            .await
+            .is_some_and(|c| self.window_closed(&c))
+        {
+            self.claims.invalidate(&cache_key).await;
+        }
         let request_hash = req.request_hash.clone();
         let release_key_without_runs = req.release_key_without_runs;
         let claim = KeyClaim {
@@ -263,7 +272,12 @@ impl Pipeline {
         request_hash: &str,
     ) -> Option<Fired> {
         let claimed = self.claims.get(&claim_key(org_id, scope, key)).await?;
-        Some(claimed.replay_for(request_hash))
+        (!self.window_closed(&claimed)).then(|| claimed.replay_for(request_hash))
+    }
+
+    /// Whether a remembered key's window has closed by the server's clock.
+    fn window_closed(&self, claimed: &Claimed) -> bool {
+        claimed.received_at_ms + self.window_ms <= self.clock.now_ms()
     }
 
     async fn write(
