@@ -2,6 +2,7 @@
 //! PostgreSQL (`postgres::`; FIREHOOK_TEST_POSTGRES_URL, else the local server).
 
 mod helpers;
+mod idempotency;
 
 mod api;
 mod cli;
