@@ -91,11 +91,6 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    #[allow(dead_code)]
-    pub fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
-    }
-
     /// Drops the PostgreSQL database now, under whatever still uses it.
     pub fn drop_now(&self) {
         if let Some((server, name)) = &self.postgres {

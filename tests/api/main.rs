@@ -3,6 +3,7 @@
 
 mod helpers;
 mod idempotency;
+mod ops;
 
 mod api;
 mod cli;

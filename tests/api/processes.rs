@@ -194,7 +194,84 @@ async fn a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows(back
     }
 }
 
+/// One signed delivery posted 40 times at once to two gateways on one database starts one
+/// fire; every other answer is `duplicate`. (Shopify signs without a timestamp, so the
+/// gateways' real clocks accept the fixture.)
+async fn two_gateways_dedupe_one_receive_url(backend: Backend) {
+    let database = backend.fresh_database().await;
+    let a = Gateway::start(&database.url);
+    let b = Gateway::start(&database.url);
+    let client = reqwest::Client::new();
+    let path = format!(
+        "{}/fixtures/shopify/orders.paid.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let connection = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/integrations/connections", a.base),
+        Some(&json!({"provider": "shopify", "secrets": [fixture["secret"]]})),
+    )
+    .await;
+    assert_eq!(connection.status, 201, "{:?}", connection.body);
+    let id = connection.body["connectionId"].as_str().unwrap();
+    let trigger = format!("shopify:{id}:orders.paid");
+    let automation = json!({"name": "a", "triggerEventId": trigger, "nodes": [{"id": "t", "type": "trigger"}], "connections": []});
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/automations", a.base),
+        Some(&automation),
+    )
+    .await;
+    let automation_id = created.body["automationId"].as_str().unwrap();
+    let published = call(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{}/v1/automations/{automation_id}", a.base),
+        Some(&json!({"published": true})),
+    )
+    .await;
+    assert_eq!(published.status, 200);
+
+    let body = fixture["body"].as_str().unwrap().to_owned();
+    let replies = futures::future::join_all((0..40).map(|i| {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let mut req = client
+            .post(format!("{base}/api/integrations/shopify/webhook/{id}"))
+            .body(body.clone());
+        for (name, value) in fixture["headers"].as_object().unwrap() {
+            req = req.header(name, value.as_str().unwrap());
+        }
+        async move { Reply::from(req.send().await.expect("request")).await }
+    }))
+    .await;
+    let statuses: Vec<&str> = replies
+        .iter()
+        .map(|r| r.body["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "triggered").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "duplicate").count(),
+        39,
+        "{statuses:?}"
+    );
+    let runs = list_all(
+        &client,
+        &b.base,
+        &format!("/v1/automations/runs?triggerEventId={trigger}"),
+    )
+    .await;
+    assert_eq!(runs.len(), 1);
+}
+
 crate::each_backend!(
     two_gateways_on_one_database_fire_once_per_key,
+    two_gateways_dedupe_one_receive_url,
     a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows,
 );

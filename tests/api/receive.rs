@@ -600,15 +600,7 @@ async fn unknown_mismatched_disabled_and_deleted_connections_are_not_found(backe
         deliver(&app, &fixture, &connection.id).await.body["status"],
         "triggered"
     );
-    let deleted = Reply::from(
-        app.client
-            .delete(app.url(&path))
-            .bearer_auth(crate::helpers::API_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let deleted = app.delete(&path).await;
     assert_eq!(deleted.status, 200);
     let gone = deliver_as(
         &app,
