@@ -1,6 +1,6 @@
 //! Building the application: the same entry point for `firehook serve` and the tests.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::pipeline::Pipeline;
 use crate::store::Store;
 
 pub struct Application {
-    port: u16,
+    addr: SocketAddr,
     server: Server,
     store: Store,
 }
@@ -31,9 +31,9 @@ impl Application {
         bootstrap(&store, &settings, &clock).await?;
 
         let listener = TcpListener::bind(&settings.server.bind)?;
-        let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
         let public_url = match settings.server.public_url.trim_end_matches('/') {
-            "" => format!("http://{}", listener.local_addr()?),
+            "" => format!("http://{addr}"),
             url => url.to_owned(),
         };
         let metrics = Metrics::new();
@@ -64,14 +64,19 @@ impl Application {
             server = server.workers(workers);
         }
         Ok(Application {
-            port,
+            addr,
             server: server.run(),
             store,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
+    }
+
+    /// The address the listener is bound to (with the port the system picked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight

@@ -73,6 +73,11 @@ impl Claimed {
         }
     }
 
+    /// Whether the key's window has closed at `now_ms`.
+    pub(super) fn window_closed(&self, now_ms: i64, window_ms: i64) -> bool {
+        self.received_at_ms + window_ms <= now_ms
+    }
+
     /// The answer to a repeat of the key with this request hash.
     pub(super) fn answer(&self, request_hash: &str) -> Outcome {
         let fired = Fired {

@@ -375,6 +375,14 @@ impl Pipeline {
         };
         let request_hash = claim.request_hash.clone();
         let cache_key = dedupe::claim_key(org_id, &claim.scope, &claim.key);
+        // The cache's timer runs on the system clock, the window on the server's: an entry
+        // whose window has closed by the latter is dropped, and the database decides.
+        let now_ms = self.clock.now_ms();
+        if let Some(claimed) = self.claims.get(&cache_key).await {
+            if claimed.window_closed(now_ms, self.window_ms) {
+                self.claims.invalidate(&cache_key).await;
+            }
+        }
         let mut fresh = None;
         // Concurrent requests for one key in this process wait for the first one's
         // transaction instead of queueing their own; the database decides across processes.

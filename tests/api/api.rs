@@ -244,7 +244,13 @@ async fn lists_paginate_with_a_cursor(backend: Backend) {
     }
     let mut seen = vec![];
     let mut path = "/v1/contacts?limit=2".to_owned();
+    let mut pages = 0;
     loop {
+        pages += 1;
+        assert!(
+            pages <= 3,
+            "5 contacts in pages of 2 take 3 pages: {seen:?}"
+        );
         let page = app.get(&path).await;
         assert_eq!(page.status, 200, "{:?}", page.body);
         assert!(page.body["data"].as_array().unwrap().len() <= 2);
@@ -337,11 +343,10 @@ async fn health_readiness_and_metrics(backend: Backend) {
             .status,
         200
     );
+    let ready = app.get_public("/readyz").await;
     assert_eq!(
-        Reply::from(app.client.get(app.url("/readyz")).send().await.unwrap())
-            .await
-            .status,
-        200
+        (ready.status, &ready.body),
+        (200, &json!({"status": "ready"}))
     );
     let trigger = app.create_trigger().await;
     app.create_automation(&trigger, true).await;
@@ -370,6 +375,196 @@ async fn health_readiness_and_metrics(backend: Backend) {
     );
 }
 
+async fn trigger_lists_filter_by_provider_and_connection(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api_trigger = app.create_trigger().await;
+    let secret = "whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IG9mIG1pbmU=";
+    let mut clerk = vec![];
+    for _ in 0..2 {
+        clerk.push(
+            app.create_connection(&json!({"provider": "clerk", "secrets": [secret]}))
+                .await,
+        );
+    }
+    let supabase = app
+        .create_connection(&json!({"provider": "supabase"}))
+        .await;
+    let ids_of = |rows: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        rows.iter()
+            .map(|t| t["triggerEventId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let provisioned = |connection: &serde_json::Value| {
+        let rows = connection["triggers"].as_array().unwrap().clone();
+        assert!(!rows.is_empty());
+        ids_of(&rows)
+    };
+    let c1 = clerk[0]["connectionId"].as_str().unwrap();
+    let c2 = clerk[1]["connectionId"].as_str().unwrap();
+
+    let by_provider = app
+        .list_all("/v1/automations/triggers?provider=clerk")
+        .await;
+    let expected: std::collections::BTreeSet<String> = provisioned(&clerk[0])
+        .union(&provisioned(&clerk[1]))
+        .cloned()
+        .collect();
+    assert_eq!(ids_of(&by_provider), expected);
+    assert!(by_provider.iter().all(|t| t["provider"] == "clerk"));
+    let only_api = app.list_all("/v1/automations/triggers?provider=api").await;
+    assert_eq!(ids_of(&only_api), [api_trigger].into_iter().collect());
+    let by_connection = app
+        .list_all(&format!("/v1/automations/triggers?connectionId={c1}"))
+        .await;
+    assert_eq!(ids_of(&by_connection), provisioned(&clerk[0]));
+    assert!(by_connection.iter().all(|t| t["connectionId"] == c1));
+    let both = app
+        .list_all(&format!(
+            "/v1/automations/triggers?provider=clerk&connectionId={c2}"
+        ))
+        .await;
+    assert_eq!(ids_of(&both), provisioned(&clerk[1]));
+    let none = app
+        .list_all(&format!(
+            "/v1/automations/triggers?provider=supabase&connectionId={c2}"
+        ))
+        .await;
+    assert!(none.is_empty());
+    let all = app.list_all("/v1/automations/triggers").await;
+    assert_eq!(all.len(), 1 + expected.len() + provisioned(&supabase).len());
+}
+
+async fn an_integration_trigger_fires_through_the_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let connection = app
+        .create_connection(&json!({"provider": "clerk",
+            "secrets": ["whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IG9mIG1pbmU="]}))
+        .await;
+    let id = connection["connectionId"].as_str().unwrap();
+    let trigger = format!("clerk:{id}:user.created");
+    let automation = app.create_automation(&trigger, true).await;
+    let reply = app
+        .fire(
+            &trigger,
+            &json!({"payload": {"email": "Via.Api@B.co", "firstName": "Via", "clerk_user_id": "user_123"}}),
+            Some("integration-1"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["status"], "triggered");
+    assert_eq!(reply.body["triggerEventId"], trigger.as_str());
+    assert_eq!(
+        reply.body["details"]["publishedAutomations"][0]["automationId"],
+        automation.as_str()
+    );
+    let runs = app.runs_of(&trigger).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0]["automationRunId"],
+        reply.body["details"]["automationRunIds"][0]
+    );
+    let contact = app.contact("via.api@b.co").await.expect("contact");
+    assert_eq!(contact["firstName"], "Via");
+    assert_eq!(contact["customFields"]["clerk_user_id"], "user_123");
+}
+
+async fn the_x_api_key_header_authenticates(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let trigger = app.create_trigger().await;
+    app.create_automation(&trigger, true).await;
+    let listed = app
+        .client
+        .get(app.url("/v1/automations/triggers"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let listed = Reply::from(listed).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    assert_eq!(listed.body["data"][0]["triggerEventId"], trigger.as_str());
+    let fired = app
+        .client
+        .post(app.url(&format!("/v1/automations/triggers/{trigger}/fire")))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .json(&json!({"payload": {"email": "xkey@b.co"}}))
+        .send()
+        .await
+        .unwrap();
+    let fired = Reply::from(fired).await;
+    assert_eq!(
+        (fired.status, &fired.body["status"]),
+        (200, &json!("triggered"))
+    );
+    let wrong = app
+        .client
+        .get(app.url("/v1/automations/triggers"))
+        .header("x-api-key", "fh_not_a_key")
+        .send()
+        .await
+        .unwrap();
+    let wrong = Reply::from(wrong).await;
+    assert_eq!((wrong.status, wrong.error_code()), (401, "INVALID_API_KEY"));
+}
+
+/// Run filters with several automations, triggers and fires in the database.
+async fn run_filters_select_exactly_their_rows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t1 = app.create_trigger().await;
+    let t2 = app.create_trigger().await;
+    let a1 = app.create_automation(&t1, true).await;
+    let a2 = app.create_automation(&t1, true).await;
+    let a3 = app.create_automation(&t2, true).await;
+    let mut fired_runs = vec![];
+    for i in 0..3 {
+        for trigger in [&t1, &t2] {
+            let reply = app
+                .fire(
+                    trigger,
+                    &json!({"payload": {"email": format!("r{i}@b.co")}}),
+                    None,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            for run in reply.body["details"]["automationRunIds"]
+                .as_array()
+                .unwrap()
+            {
+                fired_runs.push(run.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(fired_runs.len(), 9, "3 fires x (2 + 1) automations");
+    let all = app.list_all("/v1/automations/runs").await;
+    assert_eq!(all.len(), 9);
+    for (automation, trigger) in [(&a1, &t1), (&a2, &t1), (&a3, &t2)] {
+        let rows = app
+            .list_all(&format!("/v1/automations/runs?automationId={automation}"))
+            .await;
+        assert_eq!(rows.len(), 3, "{automation}");
+        assert!(rows
+            .iter()
+            .all(|r| r["automationId"] == automation.as_str()
+                && r["triggerEventId"] == trigger.as_str()));
+    }
+    assert_eq!(app.runs_of(&t1).await.len(), 6);
+    assert_eq!(app.runs_of(&t2).await.len(), 3);
+    for run in &fired_runs {
+        let rows = app
+            .list_all(&format!("/v1/automations/runs?automationRunId={run}"))
+            .await;
+        assert_eq!(rows.len(), 1, "{run}");
+        assert_eq!(rows[0]["automationRunId"], run.as_str());
+    }
+    let both = app
+        .list_all(&format!(
+            "/v1/automations/runs?automationId={a3}&triggerEventId={t1}"
+        ))
+        .await;
+    assert!(both.is_empty(), "filters combine");
+    let queued = app.list_all("/v1/automations/runs?status=queued").await;
+    assert_eq!(queued.len(), 9);
+}
+
 crate::each_backend!(
     triggers_are_created_listed_and_patched,
     trigger_bodies_are_validated_and_nothing_is_written,
@@ -379,4 +574,8 @@ crate::each_backend!(
     lists_paginate_with_a_cursor,
     every_response_carries_a_request_id,
     health_readiness_and_metrics,
+    trigger_lists_filter_by_provider_and_connection,
+    an_integration_trigger_fires_through_the_api,
+    the_x_api_key_header_authenticates,
+    run_filters_select_exactly_their_rows,
 );

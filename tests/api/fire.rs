@@ -372,7 +372,16 @@ async fn dry_run_validates_and_writes_nothing(backend: Backend) {
     assert_envelope(&reply, 200, "ready", "READY");
     assert_eq!(reply.body["details"]["resolvedPayload"]["plan"], "free");
     assert!(app.runs_of(&trigger).await.is_empty());
-    assert_eq!(app.get("/v1/contacts?email=dry@b.co").await.status, 404);
+    let fires = app
+        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
+        .await;
+    assert_eq!(
+        (fires.status, &fires.body["data"]),
+        (200, &json!([])),
+        "no fire recorded"
+    );
+    assert!(app.contact("dry@b.co").await.is_none());
+    assert_eq!(app.list_all("/v1/contacts").await.len(), 0);
     // The key was not consumed.
     let real = app
         .fire(

@@ -1,9 +1,13 @@
-//! The integration suite: every test runs against SQLite, and against PostgreSQL when
-//! FIREHOOK_TEST_POSTGRES_URL is set.
+//! The integration suite: every test runs against SQLite (`sqlite::`) and against
+//! PostgreSQL (`postgres::`; FIREHOOK_TEST_POSTGRES_URL, else the local server).
 
 mod helpers;
+mod idempotency;
+mod ops;
 
 mod api;
+mod cli;
 mod fire;
 mod processes;
 mod receive;
+mod tenancy;

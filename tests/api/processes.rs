@@ -2,67 +2,12 @@
 //! gateway killed with SIGKILL in the middle of a stream of fires.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, Reply, API_KEY};
-
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Gateway {
-    async fn start(database_url: &str) -> Gateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_firehook"))
-            .arg("serve")
-            .env("FIREHOOK__DATABASE__URL", database_url)
-            .env("FIREHOOK__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("FIREHOOK__SERVER__WORKERS", "2")
-            .env("FIREHOOK__BOOTSTRAP__API_KEY", API_KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("firehook starts");
-        let gateway = Gateway {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client
-                .get(format!("{}/readyz", gateway.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return gateway;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("firehook did not become ready on {}", gateway.base);
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{Backend, Gateway, Reply, API_KEY};
 
 async fn call(
     client: &reqwest::Client,
@@ -108,30 +53,14 @@ async fn published_trigger(client: &reqwest::Client, base: &str) -> String {
     trigger
 }
 
-/// Every row of a list endpoint, following the cursor.
 async fn list_all(client: &reqwest::Client, base: &str, path: &str) -> Vec<Value> {
-    let mut rows = vec![];
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}{path}?limit=100");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page = call(client, reqwest::Method::GET, url, None).await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        rows.extend(page.body["data"].as_array().unwrap().iter().cloned());
-        match page.body["pagination"]["cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return rows,
-        }
-    }
+    crate::helpers::list_all(client, base, API_KEY, path).await
 }
 
 async fn two_gateways_on_one_database_fire_once_per_key(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = backend.fresh_database(dir.path()).await;
-    let a = Gateway::start(&database_url).await;
-    let b = Gateway::start(&database_url).await;
+    let database = backend.fresh_database().await;
+    let a = Gateway::start(&database.url);
+    let b = Gateway::start(&database.url);
     let client = reqwest::Client::new();
     let trigger = published_trigger(&client, &a.base).await;
     let body = json!({"payload": {"email": "both@b.co"}});
@@ -169,18 +98,18 @@ async fn two_gateways_on_one_database_fire_once_per_key(backend: Backend) {
 /// Fires answered 2xx before a SIGKILL are all there after a restart, and no fire is half
 /// written: every run has its trigger instance and contact, every instance its runs.
 async fn a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = backend.fresh_database(dir.path()).await;
-    let mut gateway = Gateway::start(&database_url).await;
+    let database = backend.fresh_database().await;
+    let mut gateway = Gateway::start(&database.url);
     let client = reqwest::Client::new();
     let trigger = published_trigger(&client, &gateway.base).await;
 
     let url = format!("{}/v1/automations/triggers/{trigger}/fire", gateway.base);
+    // Each acknowledged fire's run id comes through this channel as soon as it is answered.
+    let (acks, mut acknowledged_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let senders: Vec<_> = (0..8)
         .map(|worker| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, acks) = (client.clone(), url.clone(), acks.clone());
             tokio::spawn(async move {
-                let mut acknowledged = vec![];
                 for i in 0.. {
                     let body = json!({"payload": {"email": format!("u{worker}-{i}@kill.test")}});
                     let req = client
@@ -191,30 +120,36 @@ async fn a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows(back
                         Ok(res) if res.status().is_success() => {
                             let reply: Value = res.json().await.unwrap_or(Value::Null);
                             if let Some(run) = reply["details"]["automationRunIds"][0].as_str() {
-                                acknowledged.push(run.to_owned());
+                                let _ = acks.send(run.to_owned());
                             }
                         }
                         Ok(_) => {}
-                        Err(_) => return acknowledged, // the gateway is gone
+                        Err(_) => return, // the gateway is gone
                     }
                 }
-                acknowledged
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    gateway.kill();
+    drop(acks);
+    // Kill once the load is demonstrably running: 20 fires answered (bounded wait).
     let mut acknowledged = HashSet::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while acknowledged.len() < 20 {
+            let run = acknowledged_rx.recv().await.expect("senders run");
+            acknowledged.insert(run);
+        }
+    })
+    .await
+    .expect("20 fires answered within 60 s");
+    gateway.stop();
     for sender in senders {
-        acknowledged.extend(sender.await.unwrap());
+        sender.await.unwrap();
     }
-    assert!(
-        acknowledged.len() > 10,
-        "the load ran before the kill ({} fires)",
-        acknowledged.len()
-    );
+    while let Some(run) = acknowledged_rx.recv().await {
+        acknowledged.insert(run);
+    }
 
-    let gateway = Gateway::start(&database_url).await;
+    let gateway = Gateway::start(&database.url);
     let runs = list_all(&client, &gateway.base, "/v1/automations/runs").await;
     let instances = list_all(&client, &gateway.base, "/v1/trigger-instances").await;
     let run_ids: HashSet<&str> = runs
@@ -259,7 +194,84 @@ async fn a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows(back
     }
 }
 
+/// One signed delivery posted 40 times at once to two gateways on one database starts one
+/// fire; every other answer is `duplicate`. (Shopify signs without a timestamp, so the
+/// gateways' real clocks accept the fixture.)
+async fn two_gateways_dedupe_one_receive_url(backend: Backend) {
+    let database = backend.fresh_database().await;
+    let a = Gateway::start(&database.url);
+    let b = Gateway::start(&database.url);
+    let client = reqwest::Client::new();
+    let path = format!(
+        "{}/fixtures/shopify/orders.paid.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let connection = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/integrations/connections", a.base),
+        Some(&json!({"provider": "shopify", "secrets": [fixture["secret"]]})),
+    )
+    .await;
+    assert_eq!(connection.status, 201, "{:?}", connection.body);
+    let id = connection.body["connectionId"].as_str().unwrap();
+    let trigger = format!("shopify:{id}:orders.paid");
+    let automation = json!({"name": "a", "triggerEventId": trigger, "nodes": [{"id": "t", "type": "trigger"}], "connections": []});
+    let created = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/automations", a.base),
+        Some(&automation),
+    )
+    .await;
+    let automation_id = created.body["automationId"].as_str().unwrap();
+    let published = call(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{}/v1/automations/{automation_id}", a.base),
+        Some(&json!({"published": true})),
+    )
+    .await;
+    assert_eq!(published.status, 200);
+
+    let body = fixture["body"].as_str().unwrap().to_owned();
+    let replies = futures::future::join_all((0..40).map(|i| {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let mut req = client
+            .post(format!("{base}/api/integrations/shopify/webhook/{id}"))
+            .body(body.clone());
+        for (name, value) in fixture["headers"].as_object().unwrap() {
+            req = req.header(name, value.as_str().unwrap());
+        }
+        async move { Reply::from(req.send().await.expect("request")).await }
+    }))
+    .await;
+    let statuses: Vec<&str> = replies
+        .iter()
+        .map(|r| r.body["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "triggered").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "duplicate").count(),
+        39,
+        "{statuses:?}"
+    );
+    let runs = list_all(
+        &client,
+        &b.base,
+        &format!("/v1/automations/runs?triggerEventId={trigger}"),
+    )
+    .await;
+    assert_eq!(runs.len(), 1);
+}
+
 crate::each_backend!(
     two_gateways_on_one_database_fire_once_per_key,
+    two_gateways_dedupe_one_receive_url,
     a_killed_gateway_loses_no_answered_fire_and_leaves_no_partial_rows,
 );

@@ -172,37 +172,67 @@ async fn provider_fixtures_fire_once(backend: Backend, provider: &str) {
     let mut fixtures = Fixture::all(provider);
     // Events that carry an email first: they store the provider ids later events resolve by.
     fixtures.sort_by_key(|f| f.expect()["lookup"].is_array());
-    let mut known_ids: Vec<(String, String)> = vec![];
+    // (field, value) of provider ids already stored -> the contact's email.
+    let mut known_ids: Vec<((String, String), String)> = vec![];
     for fixture in fixtures {
         let name = &fixture.name;
         let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+        let contacts_before = app.list_all("/v1/contacts").await.len();
+        let runs_before_all = app.list_all("/v1/automations/runs").await.len();
         let first = deliver(&app, &fixture, &connection.id).await;
         assert_eq!(first.status, 200, "{name}: {:?}", first.body);
         assert_eq!(first.body["received"], true, "{name}");
         assert_eq!(first.body["event"], fixture.event(), "{name}");
         let expect = fixture.expect();
-        if expect["action"] == "ignore" {
-            assert_eq!(first.body["status"], "ignored", "{name}: {:?}", first.body);
-            assert_eq!(first.body["reason"], expect["reason"], "{name}");
-        } else if let Some(lookup) = expect["lookup"]
+        let lookup = expect["lookup"]
             .as_array()
             .filter(|_| expect["email"].is_null())
-        {
-            let wanted = (
-                lookup[0].as_str().unwrap().to_owned(),
-                lookup[1].as_str().unwrap().to_owned(),
-            );
-            if known_ids.contains(&wanted) {
-                assert_eq!(
-                    first.body["status"], "triggered",
-                    "{name}: {:?}",
-                    first.body
-                );
-            } else {
+            .map(|l| {
+                (
+                    l[0].as_str().unwrap().to_owned(),
+                    l[1].as_str().unwrap().to_owned(),
+                )
+            });
+        let resolved_email = match &lookup {
+            Some(wanted) => known_ids
+                .iter()
+                .find(|(id, _)| id == wanted)
+                .map(|(_, email)| email.clone()),
+            None => expect["email"].as_str().map(|e| e.trim().to_lowercase()),
+        };
+        let email = match (expect["action"].as_str(), resolved_email) {
+            (Some("fire"), Some(email)) => email,
+            (action, _) => {
+                // Ignored: an unmapped event, or a provider id no contact holds yet.
+                let reason = match action {
+                    Some("ignore") => expect["reason"].clone(),
+                    _ => json!("contact_not_found"),
+                };
                 assert_eq!(first.body["status"], "ignored", "{name}: {:?}", first.body);
-                assert_eq!(first.body["reason"], "contact_not_found", "{name}");
+                assert_eq!(first.body["reason"], reason, "{name}");
+                assert_eq!(
+                    app.list_all("/v1/contacts").await.len(),
+                    contacts_before,
+                    "{name}: an ignored delivery writes no contact"
+                );
+                assert_eq!(
+                    app.list_all("/v1/automations/runs").await.len(),
+                    runs_before_all,
+                    "{name}: an ignored delivery starts no run"
+                );
+                for instance in app.list_all("/v1/trigger-instances").await {
+                    if instance["outcome"] != "triggered" {
+                        assert_eq!(
+                            instance["automationRunIds"],
+                            json!([]),
+                            "{name}: {instance}"
+                        );
+                    }
+                }
+                String::new()
             }
-        } else {
+        };
+        if !email.is_empty() {
             assert_eq!(
                 first.body["status"], "triggered",
                 "{name}: {:?}",
@@ -213,28 +243,40 @@ async fn provider_fixtures_fire_once(backend: Backend, provider: &str) {
                 connection.trigger.as_str(),
                 "{name}"
             );
-            assert_eq!(
-                first.body["automationRunIds"].as_array().unwrap().len(),
-                1,
-                "{name}"
-            );
-            let email = expect["email"].as_str().unwrap().trim().to_lowercase();
-            let contact = app.get(&format!("/v1/contacts?email={email}")).await;
-            assert_eq!(contact.status, 200, "{name}: {:?}", contact.body);
-            assert_eq!(contact.body["email"], email.as_str(), "{name}");
+            let run_ids = first.body["automationRunIds"].as_array().unwrap();
+            assert_eq!(run_ids.len(), 1, "{name}");
+            let runs = app.runs_of(&connection.trigger).await;
+            assert_eq!(runs.len(), 1, "{name}");
+            assert_eq!(runs[0]["automationRunId"], run_ids[0], "{name}");
+            assert_eq!(runs[0]["contactEmail"], email.as_str(), "{name}");
+            let contact = app
+                .contact(&email)
+                .await
+                .unwrap_or_else(|| panic!("{name}: contact {email}"));
+            assert_eq!(contact["email"], email.as_str(), "{name}");
             for (key, value) in expect["fields"].as_object().unwrap() {
                 match key.as_str() {
                     "email" => {}
                     "firstName" | "lastName" => {
-                        assert_eq!(&contact.body[key], value, "{name}: {key}")
+                        assert_eq!(&contact[key], value, "{name}: {key}")
                     }
                     _ => {
-                        assert_eq!(&contact.body["customFields"][key], value, "{name}: {key}");
+                        assert_eq!(&contact["customFields"][key], value, "{name}: {key}");
                         if let Some(v) = value.as_str() {
-                            known_ids.push((key.clone(), v.to_owned()));
+                            known_ids.push(((key.clone(), v.to_owned()), email.clone()));
                         }
                     }
                 }
+            }
+            // Deletions mark the contact (`<provider>_deleted_at`) and keep it.
+            for field in expect["present"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                assert!(
+                    contact["customFields"][field]
+                        .as_str()
+                        .is_some_and(|v| !v.is_empty()),
+                    "{name}: {field} set: {contact}"
+                );
             }
         }
         let runs_before = app.runs_of(&connection.trigger).await.len();
@@ -562,15 +604,7 @@ async fn unknown_mismatched_disabled_and_deleted_connections_are_not_found(backe
         deliver(&app, &fixture, &connection.id).await.body["status"],
         "triggered"
     );
-    let deleted = Reply::from(
-        app.client
-            .delete(app.url(&path))
-            .bearer_auth(crate::helpers::API_KEY)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let deleted = app.delete(&path).await;
     assert_eq!(deleted.status, 200);
     let gone = deliver_as(
         &app,
@@ -735,6 +769,279 @@ async fn patched_options_provision_new_triggers(backend: Backend) {
     );
 }
 
+/// A disabled integration trigger: its deliveries answer `ignored` and write nothing; the
+/// API answers TRIGGER_DISABLED.
+async fn a_disabled_trigger_ignores_deliveries(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let patched = app
+        .patch(
+            &format!("/v1/automations/triggers/{}", connection.trigger),
+            &json!({"status": "disabled"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let reply = deliver(&app, &fixture, &connection.id).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        (&reply.body["status"], &reply.body["reason"]),
+        (&json!("ignored"), &json!("trigger_disabled")),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        app.contact("jane.doe@example.com").await.is_none(),
+        "nothing upserted"
+    );
+    assert!(app.runs_of(&connection.trigger).await.is_empty());
+    let fired = app
+        .fire(
+            &connection.trigger,
+            &json!({"payload": {"email": "api@b.co"}}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (fired.status, &fired.body["code"]),
+        (422, &json!("TRIGGER_DISABLED")),
+        "{:?}",
+        fired.body
+    );
+    assert!(app.runs_of(&connection.trigger).await.is_empty());
+}
+
+/// Provider event ids are deduplicated per connection: one delivery sent to two
+/// connections fires on each.
+async fn dedupe_is_scoped_per_connection(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("stripe", "customer.created");
+    let one = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let two = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    for connection in [&one, &two] {
+        let reply = deliver(&app, &fixture, &connection.id).await;
+        assert_eq!(reply.body["status"], "triggered", "{:?}", reply.body);
+        assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
+    }
+    for connection in [&one, &two] {
+        let reply = deliver(&app, &fixture, &connection.id).await;
+        assert_eq!(reply.body["status"], "duplicate", "{:?}", reply.body);
+        assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
+    }
+}
+
+/// A provider's event id is remembered for the 24 h window (cache and database), then a
+/// redelivery fires again. Shopify signs without a timestamp, so the clock can move.
+async fn provider_event_ids_are_remembered_for_24_hours(backend: Backend) {
+    const DAY: i64 = 86_400_000;
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    let fixture = Fixture::load("shopify", "orders.paid");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let at = fixture.timestamp_ms();
+    let first = deliver_at(&app, &fixture, &connection.id, at).await;
+    assert_eq!(first.body["status"], "triggered", "{:?}", first.body);
+    // A second app on the database (empty cache) knows the event id from the database.
+    let fresh = crate::helpers::spawn_app_on(&app.database_url, app.clock.clone(), |_| {}).await;
+    let from_db = deliver_at(&fresh, &fixture, &connection.id, at + DAY - 1000).await;
+    assert_eq!(from_db.body["status"], "duplicate", "{:?}", from_db.body);
+    let from_cache = deliver_at(&app, &fixture, &connection.id, at + DAY - 1000).await;
+    assert_eq!(
+        from_cache.body["status"], "duplicate",
+        "{:?}",
+        from_cache.body
+    );
+    assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
+    let after = deliver_at(&app, &fixture, &connection.id, at + DAY + 1000).await;
+    assert_eq!(
+        after.body["status"], "triggered",
+        "past 24 h the event id is new: {:?}",
+        after.body
+    );
+    assert_eq!(app.runs_of(&connection.trigger).await.len(), 2);
+}
+
+async fn deliver_at(app: &TestApp, fixture: &Fixture, connection: &str, at_ms: i64) -> Reply {
+    deliver_as(
+        app,
+        fixture,
+        fixture.provider(),
+        connection,
+        fixture.body(),
+        None,
+        at_ms,
+    )
+    .await
+}
+
+/// The default body limit is 2 MiB: a body of exactly 2 MiB is accepted, one byte more
+/// answers 413 and stores nothing.
+async fn the_default_body_limit_is_2_mib(backend: Backend) {
+    const LIMIT: usize = 2 * 1024 * 1024;
+    let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
+    // Supabase authenticates with a token, so the body can be padded freely.
+    let fixture = Fixture::load("supabase", "INSERT");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let padded = |size: usize| {
+        let mut doc: Value = serde_json::from_str(&fixture.body()).unwrap();
+        doc["pad"] = json!("");
+        let bare = serde_json::to_string(&doc).unwrap().len();
+        doc["pad"] = json!("x".repeat(size - bare));
+        let body = serde_json::to_string(&doc).unwrap();
+        assert_eq!(body.len(), size);
+        body
+    };
+    let at = fixture.timestamp_ms();
+    let over = deliver_as(
+        &app,
+        &fixture,
+        "supabase",
+        &connection.id,
+        padded(LIMIT + 1),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(
+        (over.status, over.error_code()),
+        (413, "PAYLOAD_TOO_LARGE"),
+        "{:?}",
+        over.body
+    );
+    assert!(app.runs_of(&connection.trigger).await.is_empty());
+    let at_limit = deliver_as(
+        &app,
+        &fixture,
+        "supabase",
+        &connection.id,
+        padded(LIMIT),
+        None,
+        at,
+    )
+    .await;
+    assert_eq!(at_limit.status, 200, "{:?}", at_limit.body);
+    assert_eq!(at_limit.body["status"], "triggered", "{:?}", at_limit.body);
+    assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
+}
+
+/// Receive answers (fired, refused, too large) and fire answers carry `x-request-id`.
+async fn receive_and_fire_answers_carry_a_request_id(backend: Backend) {
+    let app = spawn_app_with(backend, pinned_app_clock(), |s| {
+        s.server.max_body_bytes = 4096
+    })
+    .await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let connection = connect(&app, &fixture, vec![fixture.secret()], true).await;
+    let at = fixture.timestamp_ms();
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(8192));
+    let mut replies = vec![
+        (
+            "receive triggered",
+            deliver(&app, &fixture, &connection.id).await,
+        ),
+        (
+            "receive duplicate",
+            deliver(&app, &fixture, &connection.id).await,
+        ),
+        (
+            "receive 401",
+            deliver_as(
+                &app,
+                &fixture,
+                "clerk",
+                &connection.id,
+                fixture.body(),
+                Some("svix-signature"),
+                at,
+            )
+            .await,
+        ),
+        (
+            "receive 404",
+            deliver_as(
+                &app,
+                &fixture,
+                "clerk",
+                "con_nope",
+                fixture.body(),
+                None,
+                at,
+            )
+            .await,
+        ),
+        (
+            "receive 413",
+            deliver_as(
+                &app,
+                &fixture,
+                "clerk",
+                &connection.id,
+                big.clone(),
+                None,
+                at,
+            )
+            .await,
+        ),
+    ];
+    let trigger = app.create_trigger().await;
+    app.create_automation(&trigger, true).await;
+    replies.push((
+        "fire 200",
+        app.fire(&trigger, &json!({"payload": {"email": "rid@b.co"}}), None)
+            .await,
+    ));
+    replies.push((
+        "fire 400",
+        app.fire(&trigger, &json!({"payload": {}}), None).await,
+    ));
+    replies.push((
+        "fire 413",
+        app.fire(
+            &trigger,
+            &json!({"payload": {"email": "rid@b.co", "pad": big}}),
+            None,
+        )
+        .await,
+    ));
+    let unauthenticated = app
+        .client
+        .post(app.url(&format!("/v1/automations/triggers/{trigger}/fire")))
+        .json(&json!({"payload": {"email": "rid@b.co"}}))
+        .send()
+        .await
+        .unwrap();
+    replies.push(("fire 401", Reply::from(unauthenticated).await));
+    let expected = [200, 200, 401, 404, 413, 200, 400, 413, 401];
+    for ((what, reply), status) in replies.iter().zip(expected) {
+        assert_eq!(reply.status, status, "{what}: {:?}", reply.body);
+        assert!(
+            reply
+                .headers
+                .get("x-request-id")
+                .is_some_and(|v| !v.is_empty()),
+            "{what}: no x-request-id"
+        );
+    }
+    let ids: std::collections::HashSet<_> = replies
+        .iter()
+        .map(|(_, r)| r.headers["x-request-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), replies.len(), "one id per request");
+    // A caller's own id is echoed on the receive URL.
+    let mut req = app
+        .client
+        .post(app.url(&format!(
+            "/api/integrations/clerk/webhook/{}",
+            connection.id
+        )))
+        .header("x-request-id", "provider-trace-1")
+        .body(fixture.body());
+    for (name, value) in fixture.headers() {
+        req = req.header(name, value);
+    }
+    let echoed = req.send().await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "provider-trace-1");
+}
+
 crate::each_backend!(
     clerk_fixtures_fire_once,
     stripe_fixtures_fire_once,
@@ -756,4 +1063,9 @@ crate::each_backend!(
     nothing_published_still_upserts_the_contact,
     concurrent_identical_deliveries_fire_once,
     patched_options_provision_new_triggers,
+    a_disabled_trigger_ignores_deliveries,
+    dedupe_is_scoped_per_connection,
+    provider_event_ids_are_remembered_for_24_hours,
+    the_default_body_limit_is_2_mib,
+    receive_and_fire_answers_carry_a_request_id,
 );
