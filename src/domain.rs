@@ -55,6 +55,18 @@ macro_rules! vocabulary {
                 f.write_str(self.as_str())
             }
         }
+
+        // Written out: the derive does not see renames passed through this macro.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($word),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -85,6 +97,18 @@ vocabulary!(
         TriggerDisabled => "trigger_disabled",
         /// Recorded with a reason; nothing upserted.
         Ignored => "ignored",
+    }
+);
+
+vocabulary!(
+    /// What an event on the events stream is about (`?types=`, the SSE `event:` field).
+    EventType, "event type" {
+        /// A recorded fire (a trigger instance), from the API or a receive URL.
+        Fire => "fire",
+        /// A request on a receive URL, rejected ones included.
+        Delivery => "delivery",
+        /// One attempt to send an outbound webhook message.
+        OutboundAttempt => "outbound.attempt",
     }
 );
 

@@ -4,10 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::{stored, ApiError, ErrorType};
+use super::error::{stored, ApiError, ErrorEnvelope, ErrorType};
+use super::page::List;
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
 use crate::domain::{FireOutcome, RunStatus};
@@ -18,20 +20,26 @@ use crate::store::{AutomationRow, RunFilter, RunRow, TriggerInstanceRow};
 const NAME_MAX: usize = 120;
 const MAX_NODES: usize = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"name": "Welcome", "triggerEventId": "tri_01J...", "nodes": [{"id": "t", "type": "trigger"}, {"id": "e", "type": "sendEmail"}], "connections": [{"from": "t", "to": "e"}]}))]
 pub struct CreateAutomation {
+    #[schema(min_length = 1, max_length = 120)]
     name: String,
     trigger_event_id: String,
     nodes: Vec<Node>,
     connections: Vec<Edge>,
+    #[schema(max_length = 2000)]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Either graph edits (a new version) or `published` alone.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchAutomation {
+    #[schema(min_length = 1, max_length = 120)]
     name: Option<String>,
+    #[schema(max_length = 2000)]
     description: Option<String>,
     trigger_event_id: Option<String>,
     nodes: Option<Vec<Node>>,
@@ -39,27 +47,32 @@ pub struct PatchAutomation {
     published: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     trigger_event_id: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct RunQuery {
     automation_run_id: Option<String>,
     automation_id: Option<String>,
     trigger_event_id: Option<String>,
+    #[param(example = "queued")]
     status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 /// An automation as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Automation {
     automation_id: String,
@@ -90,7 +103,7 @@ fn render(a: &AutomationRow) -> Result<Automation, ApiError> {
 }
 
 /// A run as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Run {
     automation_run_id: String,
@@ -100,6 +113,7 @@ struct Run {
     trigger_instance_id: String,
     status: RunStatus,
     contact_email: String,
+    #[schema(value_type = Object)]
     payload: Map<String, Value>,
     created_at: String,
 }
@@ -119,7 +133,7 @@ fn render_run(r: &RunRow) -> Result<Run, ApiError> {
 }
 
 /// A trigger instance (the record of one fire) as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TriggerInstance {
     trigger_instance_id: String,
@@ -129,9 +143,12 @@ struct TriggerInstance {
     reason: Option<String>,
     idempotency_key: Option<String>,
     contact_email: Option<String>,
+    #[schema(value_type = Object)]
     payload: Map<String, Value>,
+    #[schema(value_type = Vec<Object>)]
     warnings: Vec<Value>,
     automation_run_ids: Vec<String>,
+    #[schema(value_type = Vec<Object>)]
     published_automations: Vec<Value>,
     received_at: String,
 }
@@ -211,6 +228,15 @@ impl Validate for PatchAutomation {
     }
 }
 
+/// Creates an unpublished automation bound to a trigger.
+#[utoipa::path(post, operation_id = "createAutomation", path = "/v1/automations", tag = "automations",
+    request_body = CreateAutomation,
+    responses(
+        (status = 201, description = "The automation", body = Automation),
+        (status = 400, description = "Invalid request or graph (`AUTOMATION_GRAPH_INVALID`)", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create(
     Json(input): Json<CreateAutomation>,
     state: State,
@@ -235,6 +261,14 @@ pub async fn create(
     Ok(HttpResponse::Created().json(render(&automation)?))
 }
 
+#[utoipa::path(get, operation_id = "listAutomations", path = "/v1/automations", tag = "automations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of automations", body = List<Automation>),
+        (status = 400, description = "Invalid query", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = body::query(&req)?;
     let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
@@ -261,6 +295,14 @@ async fn find(state: &State, org: &Org, id: &str) -> Result<AutomationRow, ApiEr
         })
 }
 
+#[utoipa::path(get, operation_id = "getAutomation", path = "/v1/automations/{id}", tag = "automations",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The automation", body = Automation),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such automation in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn get(
     path: web::Path<String>,
     state: State,
@@ -270,6 +312,16 @@ pub async fn get(
 }
 
 /// Either edits the graph (a new version) or publishes / unpublishes, not both at once.
+#[utoipa::path(patch, operation_id = "updateAutomation", path = "/v1/automations/{id}", tag = "automations",
+    params(("id" = String, Path)),
+    request_body = PatchAutomation,
+    responses(
+        (status = 200, description = "The automation", body = Automation),
+        (status = 400, description = "Invalid request or graph", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such automation in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn patch(
     path: web::Path<String>,
     Json(input): Json<PatchAutomation>,
@@ -321,6 +373,14 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(render(&automation)?))
 }
 
+#[utoipa::path(get, operation_id = "listRuns", path = "/v1/automations/runs", tag = "runs",
+    params(RunQuery),
+    responses(
+        (status = 200, description = "A page of runs, newest first", body = List<Run>),
+        (status = 400, description = "Invalid query", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
     let q: RunQuery = body::query(&req)?;
     let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
@@ -337,6 +397,15 @@ pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpR
     Ok(HttpResponse::Ok().json(page::list(rows, limit, |r| &r.id, render_run)?))
 }
 
+/// Every recorded fire, with its outcome and the runs it started.
+#[utoipa::path(get, operation_id = "listTriggerInstances", path = "/v1/trigger-instances", tag = "runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of fires", body = List<TriggerInstance>),
+        (status = 400, description = "Invalid query", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list_trigger_instances(
     req: HttpRequest,
     state: State,

@@ -5,12 +5,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use adapters::{Provider, Scheme, SecretKind};
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::{stored, ApiError, ErrorType};
+use super::error::{stored, ApiError, ErrorEnvelope, ErrorType};
+use super::page::List;
+use super::triggers::Trigger;
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
 use crate::domain::TriggerStatus;
@@ -22,28 +25,41 @@ const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 1024;
 const MAX_EVENTS: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "clerk", "name": "Production", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}))]
 pub struct CreateConnection {
+    /// A provider's slug: `clerk`, `stripe`, `shopify`, `supabase`, `generic`, ...
     provider: String,
+    #[schema(min_length = 1, max_length = 120)]
     name: Option<String>,
+    /// The signing secrets the provider's dashboard shows; token providers get one minted.
+    #[schema(max_items = 10)]
     secrets: Option<Vec<String>>,
+    /// Provider options, such as `events` for the generic and standard receivers.
+    #[schema(value_type = Option<Object>)]
     options: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchConnection {
     enabled: Option<bool>,
+    #[schema(min_length = 1, max_length = 120)]
     name: Option<String>,
+    /// Another active secret (rotation: any active secret verifies).
     add_secret: Option<String>,
+    /// A `sec_...` id; the last active secret cannot be removed alone.
     remove_secret_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     options: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -55,35 +71,80 @@ fn receive_url(state: &State, c: &ConnectionRow) -> String {
     )
 }
 
+/// A connection as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    connection_id: String,
+    provider: String,
+    name: String,
+    enabled: bool,
+    /// Where the provider posts its webhooks.
+    receive_url: String,
+    #[schema(value_type = Object)]
+    options: Value,
+    /// The active secrets, as ids and hints only.
+    secrets: Vec<SecretHint>,
+    /// The triggers it provisions (on create and get-one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triggers: Option<Vec<Trigger>>,
+    /// A minted token (token providers), in the create response only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretHint {
+    secret_id: String,
+    /// The secret's last four characters.
+    hint: String,
+    created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    connection_id: String,
+    deleted: bool,
+}
+
 fn render(
     state: &State,
     c: &ConnectionRow,
     secrets: &[SecretRow],
     triggers: Option<&[TriggerRow]>,
-) -> Result<Value, ApiError> {
-    let secrets: Vec<Value> = secrets
-        .iter()
-        .map(|s| json!({"secretId": s.id, "hint": s.hint, "createdAt": rfc3339(s.created_at)}))
-        .collect();
-    let mut out = json!({
-        "connectionId": c.id,
-        "provider": c.provider,
-        "name": c.name,
-        "enabled": c.enabled,
-        "receiveUrl": receive_url(state, c),
-        "options": stored::<Value>("options", &c.id, &c.options)?,
-        "secrets": secrets,
-        "createdAt": rfc3339(c.created_at),
-        "updatedAt": rfc3339(c.updated_at),
-    });
-    if let Some(triggers) = triggers {
-        let rendered = triggers
+) -> Result<Connection, ApiError> {
+    let triggers = match triggers {
+        Some(rows) => Some(
+            rows.iter()
+                .map(triggers::render)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    Ok(Connection {
+        connection_id: c.id.clone(),
+        provider: c.provider.clone(),
+        name: c.name.clone(),
+        enabled: c.enabled,
+        receive_url: receive_url(state, c),
+        options: stored("options", &c.id, &c.options)?,
+        secrets: secrets
             .iter()
-            .map(triggers::render)
-            .collect::<Result<Vec<_>, _>>()?;
-        out["triggers"] = json!(rendered);
-    }
-    Ok(out)
+            .map(|s| SecretHint {
+                secret_id: s.id.clone(),
+                hint: s.hint.clone(),
+                created_at: rfc3339(s.created_at),
+            })
+            .collect(),
+        triggers,
+        secret: None,
+        created_at: rfc3339(c.created_at),
+        updated_at: rfc3339(c.updated_at),
+    })
 }
 
 fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
@@ -257,6 +318,15 @@ fn trigger_rows(
         .collect()
 }
 
+/// Creates a connection: its receive URL, secrets and one trigger per provider event.
+#[utoipa::path(post, operation_id = "createConnection", path = "/v1/integrations/connections", tag = "connections",
+    request_body = CreateConnection,
+    responses(
+        (status = 201, description = "The connection (with `secret` once, for minted tokens)", body = Connection),
+        (status = 400, description = "Invalid request", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create(
     Json(input): Json<CreateConnection>,
     state: State,
@@ -320,12 +390,9 @@ pub async fn create(
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
         if provider.scheme() == Scheme::UrlToken {
-            out["receiveUrl"] = json!(format!(
-                "{}?token={token}",
-                receive_url(&state, &new.connection)
-            ));
+            out.receive_url = format!("{}?token={token}", out.receive_url);
         }
-        out["secret"] = json!(token);
+        out.secret = Some(token);
     }
     Ok(HttpResponse::Created().json(out))
 }
@@ -341,7 +408,11 @@ async fn find(state: &State, org: &Org, id: &str) -> Result<ConnectionRow, ApiEr
         })
 }
 
-async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Value, ApiError> {
+async fn render_full(
+    state: &State,
+    org: &Org,
+    c: &ConnectionRow,
+) -> Result<Connection, ApiError> {
     let secrets = state.store.active_secrets(&c.id).await?;
     let triggers = state
         .store
@@ -350,6 +421,14 @@ async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Valu
     render(state, c, &secrets, Some(&triggers.rows))
 }
 
+#[utoipa::path(get, operation_id = "getConnection", path = "/v1/integrations/connections/{id}", tag = "connections",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The connection", body = Connection),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such connection in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn get(
     path: web::Path<String>,
     state: State,
@@ -359,6 +438,14 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
 }
 
+#[utoipa::path(get, operation_id = "listConnections", path = "/v1/integrations/connections", tag = "connections",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of connections", body = List<Connection>),
+        (status = 400, description = "Invalid query", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = body::query(&req)?;
     let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
@@ -374,6 +461,18 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
     )?))
 }
 
+/// Enables or disables a connection, renames it, adds or removes a secret.
+#[utoipa::path(patch, operation_id = "updateConnection", path = "/v1/integrations/connections/{id}", tag = "connections",
+    params(("id" = String, Path)),
+    request_body = PatchConnection,
+    responses(
+        (status = 200, description = "The connection", body = Connection),
+        (status = 400, description = "Invalid request", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such connection or secret", body = ErrorEnvelope),
+        (status = 409, description = "`LAST_SECRET`", body = ErrorEnvelope),
+    ),
+)]
 pub async fn patch(
     path: web::Path<String>,
     Json(input): Json<PatchConnection>,
@@ -449,6 +548,15 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(render_full(&state, &org, &connection).await?))
 }
 
+/// Deletes a connection; its triggers stop firing, past fires stay.
+#[utoipa::path(delete, operation_id = "deleteConnection", path = "/v1/integrations/connections/{id}", tag = "connections",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such connection in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn delete(
     path: web::Path<String>,
     state: State,
@@ -459,5 +567,8 @@ pub async fn delete(
         .store
         .delete_connection(&org.0, &connection.id, state.clock.now_ms())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"connectionId": connection.id, "deleted": true})))
+    Ok(HttpResponse::Ok().json(Deleted {
+        connection_id: connection.id,
+        deleted: true,
+    }))
 }

@@ -5,29 +5,45 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorType {
+    #[serde(rename = "authentication_error")]
     Authentication,
     InvalidRequest,
     NotFound,
     Conflict,
     PayloadTooLarge,
+    #[serde(rename = "internal_error")]
     Internal,
 }
 
-impl ErrorType {
-    fn as_str(self) -> &'static str {
-        match self {
-            ErrorType::Authentication => "authentication_error",
-            ErrorType::InvalidRequest => "invalid_request",
-            ErrorType::NotFound => "not_found",
-            ErrorType::Conflict => "conflict",
-            ErrorType::PayloadTooLarge => "payload_too_large",
-            ErrorType::Internal => "internal_error",
-        }
-    }
+/// The error envelope every `/v1` error (and every receive-URL refusal) answers with.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "NO_SUCH_TRIGGER", "type": "not_found",
+    "message": "no trigger `tri_01J...`", "param": "triggerEventId"}}))]
+pub struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `INVALID_REQUEST` or `NO_SUCH_TRIGGER`.
+    code: String,
+    #[serde(rename = "type")]
+    kind: ErrorType,
+    message: String,
+    /// The request field or parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<String>,
+    /// Structured detail, such as `issues` of an invalid automation graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    details: Option<Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,14 +171,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        let mut error =
-            json!({"code": self.code, "type": self.kind.as_str(), "message": self.message});
-        if let Some(param) = &self.param {
-            error["param"] = json!(param);
-        }
-        if let Some(details) = &self.details {
-            error["details"] = (**details).clone();
-        }
-        HttpResponse::build(self.status).json(json!({ "error": error }))
+        HttpResponse::build(self.status).json(ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code.to_owned(),
+                kind: self.kind,
+                message: self.message.clone(),
+                param: self.param.clone(),
+                details: self.details.as_deref().cloned(),
+            },
+        })
     }
 }

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::{authenticate, AuthError};
 use super::body;
@@ -16,17 +17,24 @@ use crate::pipeline::schema::Resolved;
 use crate::pipeline::{ApiFire, ApiFired, Fired, Outcome};
 
 /// The request body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"payload": {"email": "jane@example.com", "plan": "pro"}, "idempotencyKey": "signup-jane-1"}))]
 struct FireBody {
+    /// Checked against the trigger's payload schema.
+    #[schema(value_type = Object)]
     payload: Map<String, Value>,
+    /// 1 to 100 characters; the `Idempotency-Key` header wins over it.
+    #[schema(min_length = 1, max_length = 100)]
     idempotency_key: Option<String>,
+    /// Validate and resolve only: nothing is written, the key not consumed.
     #[serde(default)]
     dry_run: bool,
 }
 
-/// The fire envelope.
-#[derive(Serialize)]
+/// The fire envelope: the one shape of every answer of the fire endpoint.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"success": true, "status": "triggered", "code": "TRIGGERED", "message": "fired", "triggerEventId": "tri_01J...", "receivedAt": "2026-11-22T06:21:45.123Z", "details": {"resolvedPayload": {"email": "jane@example.com", "plan": "pro"}, "warnings": [], "triggerInstanceId": "tin_01J...", "counts": {"automations": 1}, "publishedAutomations": [{"automationId": "aut_01J...", "name": "Welcome"}], "automationRunIds": ["run_01J..."]}}))]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
     success: bool,
@@ -38,16 +46,21 @@ struct Envelope {
     details: Details,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Details {
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     resolved_payload: Option<Map<String, Value>>,
+    /// `{code: "unexpected_key", field}` per payload key the schema does not declare.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     warnings: Option<Vec<Value>>,
+    /// `{field, problem, expected?}` per schema violation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     problems: Option<Vec<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trigger_instance_id: Option<String>,
@@ -59,12 +72,12 @@ struct Details {
     automation_run_ids: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Counts {
     automations: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PublishedAutomation {
     automation_id: String,
@@ -138,6 +151,26 @@ impl Answer {
     }
 }
 
+/// Fires a trigger: validates the payload, deduplicates by idempotency key, upserts the
+/// contact and starts one run per published automation. Every answer, failures included,
+/// is the fire envelope.
+#[utoipa::path(post, operation_id = "fireTrigger", path = "/v1/automations/triggers/{id}/fire", tag = "triggers",
+    params(
+        ("id" = String, Path, description = "The trigger's `triggerEventId`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 100 characters; wins over the body's `idempotencyKey`"),
+    ),
+    request_body = FireBody,
+    responses(
+        (status = 200, description = "`triggered`, `idempotent_replay` or `ready` (dry run)", body = Envelope),
+        (status = 400, description = "`payload_mismatch`, `invalid_json`, `INVALID_IDEMPOTENCY_KEY`", body = Envelope),
+        (status = 401, description = "Missing or unknown API key", body = Envelope),
+        (status = 404, description = "`trigger_event_not_found`", body = Envelope),
+        (status = 409, description = "`IDEMPOTENCY_CONFLICT`", body = Envelope),
+        (status = 413, description = "Body over the size limit", body = Envelope),
+        (status = 415, description = "Not JSON", body = Envelope),
+        (status = 422, description = "`NO_PUBLISHED_AUTOMATION` or `TRIGGER_DISABLED` (fire recorded)", body = Envelope),
+    ),
+)]
 pub async fn fire(
     req: HttpRequest,
     path: web::Path<String>,

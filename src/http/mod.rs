@@ -4,9 +4,12 @@ mod auth;
 mod automations;
 pub mod body;
 mod connections;
+mod console;
 mod contacts;
 pub mod error;
+mod events;
 mod fire;
+mod openapi;
 mod ops;
 mod page;
 mod receive;
@@ -18,8 +21,9 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, FromRequest, Handler, HttpMessage, Responder};
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -52,55 +56,72 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
-        .service(
-            web::scope("/v1")
-                .route("/automations/triggers", web::post().to(triggers::create))
-                .route("/automations/triggers", web::get().to(triggers::list))
-                .route("/automations/triggers/{id}", web::get().to(triggers::get))
-                .route(
-                    "/automations/triggers/{id}",
-                    web::patch().to(triggers::patch),
-                )
-                .route(
-                    "/automations/triggers/{id}/fire",
-                    web::post().to(fire::fire),
-                )
-                .route("/automations/runs", web::get().to(automations::list_runs))
-                .route("/automations", web::post().to(automations::create))
-                .route("/automations", web::get().to(automations::list))
-                .route("/automations/{id}", web::get().to(automations::get))
-                .route("/automations/{id}", web::patch().to(automations::patch))
-                .route(
-                    "/trigger-instances",
-                    web::get().to(automations::list_trigger_instances),
-                )
-                .route("/contacts", web::get().to(contacts::get_or_list))
-                .route(
-                    "/integrations/connections",
-                    web::post().to(connections::create),
-                )
-                .route(
-                    "/integrations/connections",
-                    web::get().to(connections::list),
-                )
-                .route(
-                    "/integrations/connections/{id}",
-                    web::get().to(connections::get),
-                )
-                .route(
-                    "/integrations/connections/{id}",
-                    web::patch().to(connections::patch),
-                )
-                .route(
-                    "/integrations/connections/{id}",
-                    web::delete().to(connections::delete),
-                ),
+        .route("/openapi.json", web::get().to(openapi::document))
+        .configure(console::routes);
+    v1_routes(cfg);
+    cfg.route(
+        "/api/integrations/{provider}/webhook/{connection_id}",
+        web::post().to(receive::receive),
+    )
+    .default_service(web::to(ops::not_found));
+}
+
+/// Where `/v1` routes go: actix's configuration when serving, a list when the OpenAPI
+/// test checks that the document describes every one of them.
+pub trait Router {
+    fn add<F, Args>(&mut self, method: Method, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static;
+}
+
+impl Router for web::ServiceConfig {
+    fn add<F, Args>(&mut self, method: Method, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(path, web::method(method).to(handler))
+    }
+}
+
+/// The public API. Each route must also be listed in [`openapi::ApiDoc`] (a test checks).
+/// Fixed paths come before `{id}`, which would match them too.
+pub fn v1_routes(r: &mut impl Router) {
+    const TRIGGERS: &str = "/v1/automations/triggers";
+    const CONNECTIONS: &str = "/v1/integrations/connections";
+    r.add(Method::POST, TRIGGERS, triggers::create)
+        .add(Method::GET, TRIGGERS, triggers::list)
+        .add(Method::GET, &format!("{TRIGGERS}/{{id}}"), triggers::get)
+        .add(Method::PATCH, &format!("{TRIGGERS}/{{id}}"), triggers::patch)
+        .add(Method::POST, &format!("{TRIGGERS}/{{id}}/fire"), fire::fire)
+        .add(Method::GET, "/v1/automations/runs", automations::list_runs)
+        .add(Method::POST, "/v1/automations", automations::create)
+        .add(Method::GET, "/v1/automations", automations::list)
+        .add(Method::GET, "/v1/automations/{id}", automations::get)
+        .add(Method::PATCH, "/v1/automations/{id}", automations::patch)
+        .add(
+            Method::GET,
+            "/v1/trigger-instances",
+            automations::list_trigger_instances,
         )
-        .route(
-            "/api/integrations/{provider}/webhook/{connection_id}",
-            web::post().to(receive::receive),
+        .add(Method::GET, "/v1/contacts", contacts::get_or_list)
+        .add(Method::POST, CONNECTIONS, connections::create)
+        .add(Method::GET, CONNECTIONS, connections::list)
+        .add(Method::GET, &format!("{CONNECTIONS}/{{id}}"), connections::get)
+        .add(
+            Method::PATCH,
+            &format!("{CONNECTIONS}/{{id}}"),
+            connections::patch,
         )
-        .default_service(web::to(ops::not_found));
+        .add(
+            Method::DELETE,
+            &format!("{CONNECTIONS}/{{id}}"),
+            connections::delete,
+        )
+        .add(Method::GET, "/v1/events/stream", events::stream);
 }
 
 /// Gives every request an id (the caller's `x-request-id` if it sent a sane one) and a

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::store::Page;
@@ -36,23 +36,44 @@ pub fn window(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<S
     Ok((limit, after))
 }
 
-/// `{data, pagination: {limit, cursor, hasMore}}`; the cursor encodes the last row's key.
+/// A page of a list: `{data, pagination: {limit, cursor, hasMore}}`.
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub pagination: Pagination,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    pub limit: u32,
+    /// Pass back as `?cursor=` for the next page; `null` on the last page.
+    pub cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// The page of `rendered` rows; the cursor encodes the last row's key.
 pub fn list<T, R: Serialize>(
     page: Page<T>,
     limit: u32,
     key: impl Fn(&T) -> &str,
     render: impl Fn(&T) -> Result<R, ApiError>,
-) -> Result<Value, ApiError> {
+) -> Result<List<R>, ApiError> {
     let cursor = match (page.has_more, page.rows.last()) {
-        (true, Some(last)) => Value::String(URL_SAFE_NO_PAD.encode(key(last))),
-        _ => Value::Null,
+        (true, Some(last)) => Some(URL_SAFE_NO_PAD.encode(key(last))),
+        _ => None,
     };
     let data = page
         .rows
         .iter()
         .map(render)
         .collect::<Result<Vec<R>, _>>()?;
-    Ok(
-        json!({"data": data, "pagination": {"limit": limit, "cursor": cursor, "hasMore": page.has_more}}),
-    )
+    Ok(List {
+        data,
+        pagination: Pagination {
+            limit,
+            cursor,
+            has_more: page.has_more,
+        },
+    })
 }

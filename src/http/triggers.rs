@@ -2,10 +2,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
-use super::error::{stored, ApiError};
+use super::error::{stored, ApiError, ErrorEnvelope};
+use super::page::List;
 use super::{page, State};
 use crate::clock::rfc3339;
 use crate::domain::TriggerStatus;
@@ -16,34 +18,42 @@ use crate::store::TriggerRow;
 pub const TITLE_MAX: usize = 120;
 pub const DESCRIPTION_MAX: usize = 2000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"title": "Signed up", "payloadSchema": {"fields": [{"key": "email", "type": "string", "required": true}]}}))]
 pub struct CreateTrigger {
+    #[schema(min_length = 1, max_length = 120)]
     title: String,
+    #[schema(max_length = 2000)]
     description: Option<String>,
     payload_schema: PayloadSchema,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchTrigger {
+    #[schema(min_length = 1, max_length = 120)]
     title: Option<String>,
+    #[schema(max_length = 2000)]
     description: Option<String>,
     payload_schema: Option<PayloadSchema>,
     status: Option<TriggerStatus>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `api` or a provider's slug.
     provider: Option<String>,
     connection_id: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 /// A trigger as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     trigger_event_id: String,
@@ -101,6 +111,15 @@ impl Validate for PatchTrigger {
     }
 }
 
+/// Creates an API trigger; its payload schema must declare a required string `email`.
+#[utoipa::path(post, operation_id = "createTrigger", path = "/v1/automations/triggers", tag = "triggers",
+    request_body = CreateTrigger,
+    responses(
+        (status = 201, description = "The trigger", body = Trigger),
+        (status = 400, description = "Invalid request", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create(
     Json(input): Json<CreateTrigger>,
     state: State,
@@ -124,6 +143,15 @@ pub async fn create(
     Ok(HttpResponse::Created().json(render(&trigger)?))
 }
 
+/// Lists triggers, API and integration ones alike.
+#[utoipa::path(get, operation_id = "listTriggers", path = "/v1/automations/triggers", tag = "triggers",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of triggers", body = List<Trigger>),
+        (status = 400, description = "Invalid query", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpResponse, ApiError> {
     let q: ListQuery = body::query(&req)?;
     let (limit, after) = page::window(q.limit, q.cursor.as_deref())?;
@@ -147,6 +175,14 @@ pub async fn find(state: &State, org: &Org, id: &str) -> Result<TriggerRow, ApiE
     })
 }
 
+#[utoipa::path(get, operation_id = "getTrigger", path = "/v1/automations/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path, description = "`tri_...` or `<provider>:<connectionId>:<event>`")),
+    responses(
+        (status = 200, description = "The trigger", body = Trigger),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such trigger in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn get(
     path: web::Path<String>,
     state: State,
@@ -155,6 +191,17 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(render(&find(&state, &org, &path).await?)?))
 }
 
+/// Edits a trigger; `status: disabled` records fires but starts no runs.
+#[utoipa::path(patch, operation_id = "updateTrigger", path = "/v1/automations/triggers/{id}", tag = "triggers",
+    params(("id" = String, Path)),
+    request_body = PatchTrigger,
+    responses(
+        (status = 200, description = "The trigger", body = Trigger),
+        (status = 400, description = "Invalid request", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No such trigger in this org", body = ErrorEnvelope),
+    ),
+)]
 pub async fn patch(
     path: web::Path<String>,
     Json(input): Json<PatchTrigger>,

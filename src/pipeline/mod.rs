@@ -9,6 +9,7 @@
 //! decides), write the fire, the contact and one run per published automation in one
 //! transaction, count it, and answer with a typed [`Outcome`].
 
+mod announce;
 pub mod canonical;
 pub mod contact;
 mod dedupe;
@@ -24,6 +25,7 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
 use crate::domain::{Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus};
+use crate::events::{EventType, Events};
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
@@ -77,6 +79,25 @@ pub enum Rejection {
     Signature(VerifyError),
     /// Verified, but the body cannot be read as the provider's payload (400).
     Unreadable(MapError),
+}
+
+impl Rejection {
+    /// The reason the delivery log shows.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Signature(e) => e.reason(),
+            Rejection::Unreadable(MapError::InvalidJson(_)) => "invalid_json",
+            Rejection::Unreadable(MapError::MissingEvent(_)) => "missing_event",
+        }
+    }
+
+    /// The HTTP status the receive URL answers it with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Rejection::Signature(_) => 401,
+            Rejection::Unreadable(_) => 400,
+        }
+    }
 }
 
 /// What a receive-URL request came to.
@@ -142,6 +163,7 @@ pub struct Pipeline {
     metrics: Metrics,
     claims: Claims,
     window_ms: i64,
+    events: Events,
 }
 
 impl Pipeline {
@@ -155,6 +177,7 @@ impl Pipeline {
         let window_ms = window.as_millis() as i64;
         Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
+            events: Events::new(clock.clone()),
             store,
             clock,
             metrics,
@@ -162,9 +185,27 @@ impl Pipeline {
         }
     }
 
+    /// The bus this pipeline tells what it committed.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
     /// Verifies and maps a receive-URL request on `connection`, then fires the event's
-    /// trigger once per provider event id.
+    /// trigger once per provider event id; tells the events bus what it came to.
     pub async fn deliver(
+        &self,
+        connection: &LiveConnection,
+        inbound: &Inbound<'_>,
+    ) -> Result<Delivered, PipelineError> {
+        let received_at_ms = self.clock.now_ms();
+        let delivered = self.verify_and_fire(connection, inbound).await?;
+        let data = announce::delivery(connection, received_at_ms, &delivered);
+        self.events
+            .publish(&connection.row.org_id, EventType::Delivery, data);
+        Ok(delivered)
+    }
+
+    async fn verify_and_fire(
         &self,
         connection: &LiveConnection,
         inbound: &Inbound<'_>,
@@ -430,10 +471,13 @@ impl Pipeline {
             received_at_ms,
             runs,
         };
+        let note = announce::FireNote::of(&write);
         let written = self.store.fire(write).await;
         match written.map_err(|e| PipelineError::Write(Arc::new(e)))? {
             FireWritten::Recorded(FireRecord { outcome, runs }) => {
                 let fired = fired(runs);
+                let data = note.data(outcome, &fired);
+                self.events.publish(&note.org_id, EventType::Fire, data);
                 let answer = match (outcome, mode) {
                     (FireOutcome::Triggered, _) => Outcome::Triggered(fired.clone()),
                     (FireOutcome::NoPublishedAutomation, _) => {

@@ -2,14 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The fields a trigger's payload carries; `email` (a required string) is mandatory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"fields": [{"key": "email", "type": "string", "required": true}, {"key": "plan", "type": "string", "required": false, "fallbackValue": "free"}]}))]
 pub struct PayloadSchema {
     pub fields: Vec<FieldDef>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FieldDef {
     pub key: String,
@@ -17,11 +20,13 @@ pub struct FieldDef {
     pub kind: FieldType,
     #[serde(default)]
     pub required: bool,
+    /// Filled in when the field is absent from a fired payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
     pub fallback_value: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldType {
     String,
