@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::startup::Application;
 use crate::store::Store;
-use crate::{auth, telemetry};
+use crate::{auth, retention, telemetry};
 
 #[derive(Parser)]
 #[command(name = "firehook", version, about = "A gateway for inbound webhooks")]
@@ -26,6 +26,9 @@ enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Delete logged deliveries past `retention.deliveries_days` and expired idempotency
+    /// keys (what `serve` does in the background), then exit.
+    Prune,
     /// Manage orgs.
     Orgs {
         #[command(subcommand)]
@@ -83,6 +86,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let now = clock.now_ms();
     match command {
         Command::Serve | Command::Migrate => println!("migrations applied"),
+        Command::Prune => {
+            let pruned = retention::prune(&store, &settings, &clock).await?;
+            println!(
+                "pruned {} deliveries and {} idempotency keys",
+                pruned.deliveries, pruned.fire_keys
+            );
+        }
         Command::Orgs {
             command: OrgsCommand::Create { name },
         } => {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod pipeline;
+pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

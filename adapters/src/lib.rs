@@ -76,6 +76,18 @@ impl Verified {
         &self.body
     }
 
+    /// A delivery that [`verify`] accepted on arrival, read back from the server's delivery
+    /// log to be mapped again (a replay). Only for bytes and headers that were verified
+    /// when they arrived: the signature is not checked again, since its timestamp is stale
+    /// by the time of a replay and the log keeps no signature (it is redacted).
+    pub fn read_back(provider: Provider, headers: Headers, body: Vec<u8>) -> Verified {
+        Verified {
+            provider,
+            headers,
+            body,
+        }
+    }
+
     /// A delivery taken as verified, so mapping tests do not depend on the schemes.
     #[cfg(test)]
     pub(crate) fn for_test(provider: Provider, headers: &[(&str, &str)], body: &str) -> Verified {
