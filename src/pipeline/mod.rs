@@ -252,7 +252,7 @@ impl Pipeline {
             }
         };
         let arrival = Arrival {
-            id: ids::new_id(ids::DELIVERY),
+            id: ids::new_ordered_id(ids::DELIVERY),
             org_id: connection.row.org_id.clone(),
             connection_id: connection.row.id.clone(),
             provider: provider.slug().to_owned(),
@@ -301,7 +301,7 @@ impl Pipeline {
             .collect();
         let verified = adapters::Verified::read_back(connection.provider, headers, body.to_vec());
         let arrival = Arrival {
-            id: ids::new_id(ids::DELIVERY),
+            id: ids::new_ordered_id(ids::DELIVERY),
             org_id: connection.row.org_id.clone(),
             connection_id: connection.row.id.clone(),
             provider: connection.provider.slug().to_owned(),
@@ -410,7 +410,7 @@ impl Pipeline {
         rejection: Rejection,
     ) -> Delivered {
         let arrival = Arrival {
-            id: ids::new_id(ids::DELIVERY),
+            id: ids::new_ordered_id(ids::DELIVERY),
             org_id: connection.row.org_id.clone(),
             connection_id: connection.row.id.clone(),
             provider: connection.provider.slug().to_owned(),

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod api;
+mod deliveries;
 mod fire;
 mod processes;
 mod receive;
