@@ -12,10 +12,12 @@ mod provider;
 mod providers;
 mod scheme;
 mod secret;
+mod sign;
 
 pub use headers::Headers;
 pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, SecretKind};
 pub use secret::Secret;
+pub use sign::{sign, Signed};
 
 use serde_json::{Map, Value};
 

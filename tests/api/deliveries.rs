@@ -507,6 +507,98 @@ async fn hostile_filters_and_ids_answer_400_or_404(backend: Backend) {
     assert_eq!((reply.status, reply.error_code()), (400, "INVALID_REQUEST"));
 }
 
+/// `firehook send-test`, one provider per signature scheme, against a running gateway on
+/// the real clock: each sample verifies and fires.
+async fn send_test_fires_for_every_scheme(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::system(), |_| {}).await;
+    let cases = [
+        ("clerk", "user.created"),
+        ("stripe", "customer.created"),
+        ("shopify", "orders.paid"),
+        ("workos", "user.created"),
+        ("generic", "delivered"),
+        ("supabase", "INSERT"),
+        ("brimble", "subscription.created"),
+    ];
+    for (provider, file) in cases {
+        let fixture = Fixture::load(provider, file);
+        let mut options = fixture.0.get("options").cloned().unwrap_or(json!({}));
+        if provider == "generic" {
+            options["events"] = json!([fixture.event()]);
+        }
+        let reply = app
+            .post(
+                "/v1/integrations/connections",
+                &json!({"provider": provider, "secrets": [fixture.secret()], "options": options}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{provider}: {:?}", reply.body);
+        let connection = reply.body["connectionId"].as_str().unwrap().to_owned();
+        let trigger = format!("{provider}:{connection}:{}", fixture.event());
+        app.create_automation(&trigger, true).await;
+
+        let output = Command::new(env!("CARGO_BIN_EXE_firehook"))
+            .args(["send-test", provider, "--connection", &connection])
+            .args([
+                "--event",
+                fixture.event(),
+                "--email",
+                "Sam.Test@Example.com",
+            ])
+            .args(["--url", &app.base])
+            .env("FIREHOOK__DATABASE__URL", &app.database_url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("firehook send-test runs");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{provider}: {printed} {output:?}");
+        assert!(
+            printed.contains("status triggered"),
+            "{provider}: {printed}"
+        );
+        let delivery = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("delivery "))
+            .expect("the delivery id is printed");
+        let logged = app
+            .get(&format!("/v1/integrations/deliveries/{delivery}"))
+            .await;
+        assert_eq!(
+            logged.body["status"], "triggered",
+            "{provider}: {:?}",
+            logged.body
+        );
+        assert_eq!(app.runs_of(&trigger).await.len(), 1, "{provider}");
+    }
+    let contact = app.get("/v1/contacts?email=sam.test@example.com").await;
+    assert_eq!(contact.status, 200, "{:?}", contact.body);
+}
+
+/// A disabled connection is refused with a message that says so.
+async fn send_test_refuses_a_disabled_connection(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::system(), |_| {}).await;
+    let fixture = Fixture::load("stripe", "customer.created");
+    let (connection, _, _) = connect(&app, &fixture, true).await;
+    let path = format!("/v1/integrations/connections/{connection}");
+    app.patch(&path, &json!({"enabled": false})).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_firehook"))
+        .args([
+            "send-test",
+            "stripe",
+            "--connection",
+            &connection,
+            "--url",
+            &app.base,
+        ])
+        .env("FIREHOOK__DATABASE__URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("firehook send-test runs");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("is disabled"), "{said}");
+}
+
 crate::each_backend!(
     rejections_are_logged_with_reason_and_redacted_headers,
     replay_fires_after_publishing_and_then_is_a_duplicate,
@@ -514,4 +606,6 @@ crate::each_backend!(
     filters_and_pages_over_250_deliveries,
     retention_prunes_the_log_but_keeps_fires_and_contacts,
     hostile_filters_and_ids_answer_400_or_404,
+    send_test_fires_for_every_scheme,
+    send_test_refuses_a_disabled_connection,
 );
