@@ -1,6 +1,8 @@
 //! `/v1/integrations/connections`: a receive URL per connection, its secrets, and the
 //! triggers it provisions.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use adapters::{Provider, Scheme, SecretKind};
@@ -13,6 +15,7 @@ use super::body::{self, check_len, Json, Validate};
 use super::error::{stored, ApiError, ErrorType};
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
+use crate::domain::DeliveryStatus;
 use crate::domain::TriggerStatus;
 use crate::ids;
 use crate::store::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow, TriggerRow};
@@ -317,6 +320,7 @@ pub async fn create(
     state.store.insert_connection(&new).await?;
 
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers))?;
+    out["health"] = health(&state, &new.connection.id).await?;
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
         if provider.scheme() == Scheme::UrlToken {
@@ -328,6 +332,42 @@ pub async fn create(
         out["secret"] = json!(token);
     }
     Ok(HttpResponse::Created().json(out))
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// `health`: the latest deliveries and the last 24 hours' counts, from the delivery log
+/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's: a
+/// verification does not say which of several active secrets matched.
+async fn health(state: &State, connection_id: &str) -> Result<Value, ApiError> {
+    let health = state
+        .store
+        .connection_health(connection_id, state.clock.now_ms() - DAY_MS)
+        .await?;
+    let latest = |wanted: &[DeliveryStatus]| {
+        health
+            .by_status
+            .iter()
+            .filter(|(status, _, _)| wanted.contains(status))
+            .filter_map(|(_, latest, _)| *latest)
+            .max()
+            .map(rfc3339)
+    };
+    use DeliveryStatus::*;
+    let verified = [Triggered, NoPublishedAutomation, Ignored, Duplicate];
+    let last24h: Map<String, Value> = health
+        .by_status
+        .iter()
+        .map(|(status, _, recent)| (status.as_str().to_owned(), json!(recent)))
+        .collect();
+    Ok(json!({
+        "lastDeliveryAt": latest(&[Triggered, NoPublishedAutomation, Ignored, Duplicate, Rejected]),
+        "lastTriggeredAt": latest(&[Triggered]),
+        "lastRejectedAt": latest(&[Rejected]),
+        "lastRejectReason": health.last_reject_reason,
+        "lastVerifiedAt": latest(&verified),
+        "last24h": last24h,
+    }))
 }
 
 async fn find(state: &State, org: &Org, id: &str) -> Result<ConnectionRow, ApiError> {
@@ -347,7 +387,9 @@ async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Valu
         .store
         .list_triggers(&org.0, None, Some(&c.id), None, page::MAX_LIMIT)
         .await?;
-    render(state, c, &secrets, Some(&triggers.rows))
+    let mut out = render(state, c, &secrets, Some(&triggers.rows))?;
+    out["health"] = health(state, &c.id).await?;
+    Ok(out)
 }
 
 pub async fn get(
@@ -366,11 +408,19 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
         .store
         .list_connections(&org.0, after.as_deref(), limit)
         .await?;
+    let mut healths: HashMap<String, Value> = HashMap::new();
+    for c in &rows.rows {
+        healths.insert(c.id.clone(), health(&state, &c.id).await?);
+    }
     Ok(HttpResponse::Ok().json(page::list(
         rows,
         limit,
         |c| &c.id,
-        |c| render(&state, c, &[], None),
+        |c| {
+            let mut out = render(&state, c, &[], None)?;
+            out["health"] = healths.get(&c.id).cloned().unwrap_or_default();
+            Ok(out)
+        },
     )?))
 }
 

@@ -5,6 +5,7 @@ mod automations;
 pub mod body;
 mod connections;
 mod contacts;
+mod deliveries;
 pub mod error;
 mod fire;
 mod ops;
@@ -94,6 +95,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/integrations/connections/{id}",
                     web::delete().to(connections::delete),
+                )
+                .route("/integrations/deliveries", web::get().to(deliveries::list))
+                .route(
+                    "/integrations/deliveries/{id}",
+                    web::get().to(deliveries::get),
+                )
+                .route(
+                    "/integrations/deliveries/{id}/replay",
+                    web::post().to(deliveries::replay),
                 ),
         )
         .route(

@@ -1,10 +1,13 @@
 //! `POST /api/integrations/{provider}/webhook/{connectionId}`: hand the request to the
-//! pipeline, render what it came to.
+//! pipeline, render what it came to. Every request of a known connection reaches the
+//! pipeline, refused or not, so the delivery log misses none.
 
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
 use super::{body, State};
@@ -63,50 +66,61 @@ pub async fn receive(
     state: State,
 ) -> Result<HttpResponse, ApiError> {
     let (provider, connection_id) = path.into_inner();
+    // An unknown URL belongs to no org: answered, not logged.
     let connection = state
         .store
         .live_connection(&connection_id)
         .await
         .map_err(ApiError::internal)?
-        .filter(|c| c.row.enabled && c.row.provider == provider)
+        .filter(|c| c.row.provider == provider)
         .ok_or_else(not_found)?;
-    let body = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
     let headers: Headers = req
         .headers()
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
-    let inbound = Inbound {
-        headers: &headers,
-        body: &body,
-        query: Some(req.query_string()),
+    // Every refusal below goes through the pipeline, which logs it.
+    let refuse = |rejection| {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        state
+            .pipeline
+            .refuse(&connection, &headers, declared, rejection)
     };
+    let delivered = if !connection.row.enabled {
+        refuse(Rejection::Disabled)
+    } else {
+        match body::read(&req, payload, state.settings.server.max_body_bytes).await {
+            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => refuse(Rejection::TooLarge),
+            Err(_) => refuse(Rejection::BodyUnreadable),
+            Ok(body) => {
+                let inbound = Inbound {
+                    headers: &headers,
+                    body: &body,
+                    query: Some(req.query_string()),
+                };
+                state.pipeline.deliver(&connection, &inbound).await?
+            }
+        }
+    };
+    let body = received_body(delivered, state.settings.server.max_body_bytes)?;
+    Ok(HttpResponse::Ok().json(body))
+}
 
-    let (event, trigger_id, outcome) = match state.pipeline.deliver(&connection, &inbound).await? {
+/// The receive body of an answered delivery (with its `deliveryId`), or the error its
+/// rejection answers.
+pub fn received_body(delivered: Delivered, max_body_bytes: usize) -> Result<Value, ApiError> {
+    let (delivery_id, event, trigger_id, outcome) = match delivered {
         Delivered::Answered {
+            delivery_id,
             event,
             trigger_id,
             outcome,
-        } => (event, trigger_id, outcome),
-        Delivered::Rejected(Rejection::Signature(e)) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorType::Authentication,
-                "INVALID_SIGNATURE",
-                e.to_string(),
-            ))
-        }
-        Delivered::Rejected(Rejection::Unreadable(e)) => {
-            return Err(match e {
-                MapError::InvalidJson(_) => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorType::InvalidRequest,
-                    "INVALID_JSON",
-                    e.to_string(),
-                ),
-                MapError::MissingEvent(field) => ApiError::invalid(field, e.to_string()),
-            })
-        }
+        } => (delivery_id, event, trigger_id, outcome),
+        Delivered::Rejected(rejection) => return Err(refusal(rejection, max_body_bytes)),
     };
     let received = match &outcome {
         Outcome::Triggered(fired) => Received::new("triggered", &event).fired(&trigger_id, fired),
@@ -127,5 +141,30 @@ pub async fn receive(
             ..Received::new("duplicate", &event)
         },
     };
-    Ok(HttpResponse::Ok().json(received))
+    let mut body = serde_json::to_value(received).expect("the receive body serialises");
+    body["deliveryId"] = Value::String(delivery_id);
+    Ok(body)
+}
+
+fn refusal(rejection: Rejection, max_body_bytes: usize) -> ApiError {
+    match rejection {
+        Rejection::Disabled => not_found(),
+        Rejection::TooLarge => ApiError::too_large(max_body_bytes),
+        Rejection::BodyUnreadable => ApiError::invalid("body", "the body could not be read"),
+        Rejection::Signature(e) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::Authentication,
+            "INVALID_SIGNATURE",
+            e.to_string(),
+        ),
+        Rejection::Unreadable(e) => match e {
+            MapError::InvalidJson(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequest,
+                "INVALID_JSON",
+                e.to_string(),
+            ),
+            MapError::MissingEvent(field) => ApiError::invalid(field, e.to_string()),
+        },
+    }
 }

@@ -7,6 +7,7 @@ mod ops;
 
 mod api;
 mod cli;
+mod deliveries;
 mod fire;
 mod processes;
 mod receive;

@@ -818,7 +818,10 @@ async fn dedupe_is_scoped_per_connection(backend: Backend) {
 
 /// A provider's event id is remembered for the 24 h window (cache and database), then a
 /// redelivery fires again. Shopify signs without a timestamp, so the clock can move.
-async fn provider_event_ids_are_remembered_for_24_hours(backend: Backend) {
+/// A provider's event id is remembered for the longer of the 24 h idempotency window and
+/// the delivery log's retention (7 days by default), so any delivery that can still be
+/// replayed also still dedupes; past that the id is new.
+async fn provider_event_ids_are_remembered_for_the_retention_window(backend: Backend) {
     const DAY: i64 = 86_400_000;
     let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
     let fixture = Fixture::load("shopify", "orders.paid");
@@ -828,19 +831,19 @@ async fn provider_event_ids_are_remembered_for_24_hours(backend: Backend) {
     assert_eq!(first.body["status"], "triggered", "{:?}", first.body);
     // A second app on the database (empty cache) knows the event id from the database.
     let fresh = crate::helpers::spawn_app_on(&app.database_url, app.clock.clone(), |_| {}).await;
-    let from_db = deliver_at(&fresh, &fixture, &connection.id, at + DAY - 1000).await;
+    let from_db = deliver_at(&fresh, &fixture, &connection.id, at + 7 * DAY - 1000).await;
     assert_eq!(from_db.body["status"], "duplicate", "{:?}", from_db.body);
-    let from_cache = deliver_at(&app, &fixture, &connection.id, at + DAY - 1000).await;
+    let from_cache = deliver_at(&app, &fixture, &connection.id, at + DAY + 1000).await;
     assert_eq!(
         from_cache.body["status"], "duplicate",
         "{:?}",
         from_cache.body
     );
     assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
-    let after = deliver_at(&app, &fixture, &connection.id, at + DAY + 1000).await;
+    let after = deliver_at(&app, &fixture, &connection.id, at + 7 * DAY + 1000).await;
     assert_eq!(
         after.body["status"], "triggered",
-        "past 24 h the event id is new: {:?}",
+        "past the retention window the event id is new: {:?}",
         after.body
     );
     assert_eq!(app.runs_of(&connection.trigger).await.len(), 2);
@@ -1041,7 +1044,7 @@ crate::each_backend!(
     patched_options_provision_new_triggers,
     a_disabled_trigger_ignores_deliveries,
     dedupe_is_scoped_per_connection,
-    provider_event_ids_are_remembered_for_24_hours,
+    provider_event_ids_are_remembered_for_the_retention_window,
     the_default_body_limit_is_2_mib,
     receive_and_fire_answers_carry_a_request_id,
 );
