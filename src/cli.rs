@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::send_test::{self, SendTest};
 use crate::startup::Application;
 use crate::store::Store;
-use crate::{auth, telemetry};
+use crate::{auth, retention, telemetry};
 
 #[derive(Parser)]
 #[command(name = "firehook", version, about = "A gateway for inbound webhooks")]
@@ -26,6 +27,27 @@ enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Delete logged deliveries past `retention.deliveries_days` and expired idempotency
+    /// keys (what `serve` does in the background), then exit.
+    Prune,
+    /// Sign a fresh sample of a provider's event with a connection's own secret, post it
+    /// to the connection's receive URL and print the outcome and the delivery id.
+    SendTest {
+        /// The provider (`clerk`, `stripe`, `shopify`, ...).
+        provider: String,
+        /// The connection (`con_...`).
+        #[arg(long)]
+        connection: String,
+        /// The event to send (default: the provider's first sample that fires).
+        #[arg(long)]
+        event: Option<String>,
+        /// The contact's email (default: a fresh send-test+...@example.com).
+        #[arg(long)]
+        email: Option<String>,
+        /// The gateway's base URL (default: server.public_url, else server.bind).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Manage orgs.
     Orgs {
         #[command(subcommand)]
@@ -80,11 +102,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         app.run_until_stopped().await?;
         return Ok(());
     }
+    if let Command::SendTest {
+        provider,
+        connection,
+        event,
+        email,
+        url,
+    } = command
+    {
+        let test = SendTest {
+            provider,
+            connection_id: connection,
+            event,
+            email,
+            url,
+        };
+        return send_test::run(&settings, test).await;
+    }
     let store = Store::connect(&settings.database).await?;
     store.migrate().await?;
     let now = clock.now_ms();
     match command {
-        Command::Serve | Command::Migrate => println!("migrations applied"),
+        Command::Serve | Command::Migrate | Command::SendTest { .. } => {
+            println!("migrations applied")
+        }
+        Command::Prune => {
+            let pruned = retention::prune(&store, &settings, &clock).await?;
+            println!(
+                "pruned {} deliveries and {} idempotency keys",
+                pruned.deliveries, pruned.fire_keys
+            );
+        }
         Command::Orgs {
             command: OrgsCommand::Create { name },
         } => {

@@ -2,6 +2,7 @@
 //! `FIREHOOK__SECTION__KEY` environment variables.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -12,6 +13,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub fire: FireSettings,
+    pub retention: RetentionSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
 }
@@ -52,6 +54,18 @@ impl SqliteSynchronous {
 pub struct FireSettings {
     pub idempotency_window_secs: u64,
     pub cache_capacity: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub deliveries_days: u64,
+    pub interval_secs: u64,
+}
+
+impl RetentionSettings {
+    pub fn deliveries(&self) -> Duration {
+        Duration::from_secs(self.deliveries_days * 24 * 3600)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -151,6 +151,20 @@ impl fmt::Display for IgnoreReason {
     }
 }
 
+vocabulary!(
+    /// What a receive-URL request came to, as the delivery log shows it.
+    DeliveryStatus, "delivery status" {
+        Triggered => "triggered",
+        NoPublishedAutomation => "no_published_automation",
+        /// Verified, and started nothing (the reason says why).
+        Ignored => "ignored",
+        /// A repeat of a provider event id that was processed before.
+        Duplicate => "duplicate",
+        /// Answered 4xx: not verified, unreadable, too large, or the connection is disabled.
+        Rejected => "rejected",
+    }
+);
+
 /// A contact's key: trimmed and lower-cased, shaped like an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

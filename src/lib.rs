@@ -12,6 +12,8 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod pipeline;
+pub mod retention;
+pub mod send_test;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub fires: IntCounterVec,
     pub duplicates: IntCounterVec,
     pub verification_failures: IntCounterVec,
+    pub deliveries_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,7 +55,21 @@ impl Metrics {
             &["provider", "reason"],
         )
         .expect("valid metric");
-        for collector in [&requests, &fires, &duplicates, &verification_failures] {
+        let deliveries_dropped = IntCounterVec::new(
+            Opts::new(
+                "deliveries_dropped_total",
+                "Rejected deliveries left out of the delivery log, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for collector in [
+            &requests,
+            &fires,
+            &duplicates,
+            &verification_failures,
+            &deliveries_dropped,
+        ] {
             registry
                 .register(Box::new(collector.clone()))
                 .expect("unique metric");
@@ -69,6 +84,7 @@ impl Metrics {
             fires,
             duplicates,
             verification_failures,
+            deliveries_dropped,
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -14,12 +13,14 @@ use crate::config::{ExposeSecret, Settings};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::retention;
 use crate::store::Store;
 
 pub struct Application {
     addr: SocketAddr,
     server: Server,
     store: Store,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -41,9 +42,10 @@ impl Application {
             store.clone(),
             clock.clone(),
             metrics.clone(),
-            Duration::from_secs(settings.fire.idempotency_window_secs),
+            retention::key_windows(&settings),
             settings.fire.cache_capacity,
         );
+        let retention = retention::spawn(store.clone(), settings.clone(), clock.clone());
         let workers = settings.server.workers;
         let state = web::Data::new(Arc::new(AppState {
             store: store.clone(),
@@ -67,6 +69,7 @@ impl Application {
             addr,
             server: server.run(),
             store,
+            retention,
         })
     }
 
@@ -83,6 +86,7 @@ impl Application {
     /// requests and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.retention.abort();
         self.store.close().await;
         result
     }

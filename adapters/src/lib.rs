@@ -12,10 +12,12 @@ mod provider;
 mod providers;
 mod scheme;
 mod secret;
+mod sign;
 
 pub use headers::Headers;
 pub use provider::{EventSpec, FieldKind, FieldSpec, Provider, Scheme, SecretKind};
 pub use secret::Secret;
+pub use sign::{sign, Signed};
 
 use serde_json::{Map, Value};
 
@@ -74,6 +76,18 @@ impl Verified {
     }
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// A delivery that [`verify`] accepted on arrival, read back from the server's delivery
+    /// log to be mapped again (a replay). Only for bytes and headers that were verified
+    /// when they arrived: the signature is not checked again, since its timestamp is stale
+    /// by the time of a replay and the log keeps no signature (it is redacted).
+    pub fn read_back(provider: Provider, headers: Headers, body: Vec<u8>) -> Verified {
+        Verified {
+            provider,
+            headers,
+            body,
+        }
     }
 
     /// A delivery taken as verified, so mapping tests do not depend on the schemes.

@@ -1,6 +1,8 @@
 //! `/v1/integrations/connections`: a receive URL per connection, its secrets, and the
 //! triggers it provisions.
 
+use std::collections::{BTreeMap, HashMap};
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use adapters::{Provider, Scheme, SecretKind};
@@ -16,6 +18,7 @@ use super::page::List;
 use super::triggers::Trigger;
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
+use crate::domain::DeliveryStatus;
 use crate::domain::TriggerStatus;
 use crate::ids;
 use crate::store::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow, TriggerRow};
@@ -88,11 +91,29 @@ pub struct Connection {
     /// The triggers it provisions (on create and get-one).
     #[serde(skip_serializing_if = "Option::is_none")]
     triggers: Option<Vec<Trigger>>,
+    /// What arrived lately, from the delivery log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<Health>,
     /// A minted token (token providers), in the create response only.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     created_at: String,
     updated_at: String,
+}
+
+/// What a connection received lately (within the delivery log's retention).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    last_delivery_at: Option<String>,
+    last_triggered_at: Option<String>,
+    last_rejected_at: Option<String>,
+    last_reject_reason: Option<String>,
+    /// The last delivery whose signature or token verified.
+    last_verified_at: Option<String>,
+    /// Deliveries of the last 24 hours by status.
+    #[schema(example = json!({"triggered": 12, "rejected": 1}))]
+    last24h: BTreeMap<String, i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -141,6 +162,7 @@ fn render(
             })
             .collect(),
         triggers,
+        health: None,
         secret: None,
         created_at: rfc3339(c.created_at),
         updated_at: rfc3339(c.updated_at),
@@ -387,6 +409,7 @@ pub async fn create(
     state.store.insert_connection(&new).await?;
 
     let mut out = render(&state, &new.connection, &new.secrets, Some(&new.triggers))?;
+    out.health = Some(health(&state, &new.connection.id).await?);
     if let Some(token) = minted {
         // Shown once: only its hint is ever returned again.
         if provider.scheme() == Scheme::UrlToken {
@@ -395,6 +418,47 @@ pub async fn create(
         out.secret = Some(token);
     }
     Ok(HttpResponse::Created().json(out))
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// `health`: the latest deliveries and the last 24 hours' counts, from the delivery log
+/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's: a
+/// verification does not say which of several active secrets matched.
+async fn health(state: &State, connection_id: &str) -> Result<Health, ApiError> {
+    let health = state
+        .store
+        .connection_health(connection_id, state.clock.now_ms() - DAY_MS)
+        .await?;
+    let latest = |wanted: &[DeliveryStatus]| {
+        health
+            .by_status
+            .iter()
+            .filter(|(status, _, _)| wanted.contains(status))
+            .filter_map(|(_, latest, _)| *latest)
+            .max()
+            .map(rfc3339)
+    };
+    use DeliveryStatus::*;
+    let verified = [Triggered, NoPublishedAutomation, Ignored, Duplicate];
+    Ok(Health {
+        last_delivery_at: latest(&[
+            Triggered,
+            NoPublishedAutomation,
+            Ignored,
+            Duplicate,
+            Rejected,
+        ]),
+        last_triggered_at: latest(&[Triggered]),
+        last_rejected_at: latest(&[Rejected]),
+        last_reject_reason: health.last_reject_reason.clone(),
+        last_verified_at: latest(&verified),
+        last24h: health
+            .by_status
+            .iter()
+            .map(|(status, _, recent)| (status.as_str().to_owned(), *recent))
+            .collect(),
+    })
 }
 
 async fn find(state: &State, org: &Org, id: &str) -> Result<ConnectionRow, ApiError> {
@@ -408,17 +472,15 @@ async fn find(state: &State, org: &Org, id: &str) -> Result<ConnectionRow, ApiEr
         })
 }
 
-async fn render_full(
-    state: &State,
-    org: &Org,
-    c: &ConnectionRow,
-) -> Result<Connection, ApiError> {
+async fn render_full(state: &State, org: &Org, c: &ConnectionRow) -> Result<Connection, ApiError> {
     let secrets = state.store.active_secrets(&c.id).await?;
     let triggers = state
         .store
         .list_triggers(&org.0, None, Some(&c.id), None, page::MAX_LIMIT)
         .await?;
-    render(state, c, &secrets, Some(&triggers.rows))
+    let mut out = render(state, c, &secrets, Some(&triggers.rows))?;
+    out.health = Some(health(state, &c.id).await?);
+    Ok(out)
 }
 
 #[utoipa::path(get, operation_id = "getConnection", path = "/v1/integrations/connections/{id}", tag = "connections",
@@ -453,11 +515,19 @@ pub async fn list(req: HttpRequest, state: State, org: Org) -> Result<HttpRespon
         .store
         .list_connections(&org.0, after.as_deref(), limit)
         .await?;
+    let mut healths: HashMap<String, Health> = HashMap::new();
+    for c in &rows.rows {
+        healths.insert(c.id.clone(), health(&state, &c.id).await?);
+    }
     Ok(HttpResponse::Ok().json(page::list(
         rows,
         limit,
         |c| &c.id,
-        |c| render(&state, c, &[], None),
+        |c| {
+            let mut out = render(&state, c, &[], None)?;
+            out.health = healths.remove(&c.id);
+            Ok(out)
+        },
     )?))
 }
 

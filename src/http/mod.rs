@@ -6,6 +6,7 @@ pub mod body;
 mod connections;
 mod console;
 mod contacts;
+mod deliveries;
 pub mod error;
 mod events;
 mod fire;
@@ -92,10 +93,15 @@ impl Router for web::ServiceConfig {
 pub fn v1_routes(r: &mut impl Router) {
     const TRIGGERS: &str = "/v1/automations/triggers";
     const CONNECTIONS: &str = "/v1/integrations/connections";
+    const DELIVERIES: &str = "/v1/integrations/deliveries";
     r.add(Method::POST, TRIGGERS, triggers::create)
         .add(Method::GET, TRIGGERS, triggers::list)
         .add(Method::GET, &format!("{TRIGGERS}/{{id}}"), triggers::get)
-        .add(Method::PATCH, &format!("{TRIGGERS}/{{id}}"), triggers::patch)
+        .add(
+            Method::PATCH,
+            &format!("{TRIGGERS}/{{id}}"),
+            triggers::patch,
+        )
         .add(Method::POST, &format!("{TRIGGERS}/{{id}}/fire"), fire::fire)
         .add(Method::GET, "/v1/automations/runs", automations::list_runs)
         .add(Method::POST, "/v1/automations", automations::create)
@@ -110,7 +116,11 @@ pub fn v1_routes(r: &mut impl Router) {
         .add(Method::GET, "/v1/contacts", contacts::get_or_list)
         .add(Method::POST, CONNECTIONS, connections::create)
         .add(Method::GET, CONNECTIONS, connections::list)
-        .add(Method::GET, &format!("{CONNECTIONS}/{{id}}"), connections::get)
+        .add(
+            Method::GET,
+            &format!("{CONNECTIONS}/{{id}}"),
+            connections::get,
+        )
         .add(
             Method::PATCH,
             &format!("{CONNECTIONS}/{{id}}"),
@@ -120,6 +130,17 @@ pub fn v1_routes(r: &mut impl Router) {
             Method::DELETE,
             &format!("{CONNECTIONS}/{{id}}"),
             connections::delete,
+        )
+        .add(Method::GET, DELIVERIES, deliveries::list)
+        .add(
+            Method::GET,
+            &format!("{DELIVERIES}/{{id}}"),
+            deliveries::get,
+        )
+        .add(
+            Method::POST,
+            &format!("{DELIVERIES}/{{id}}/replay"),
+            deliveries::replay,
         )
         .add(Method::GET, "/v1/events/stream", events::stream);
 }

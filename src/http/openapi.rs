@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{automations, connections, contacts, events, fire, triggers};
+use super::{automations, connections, contacts, deliveries, events, fire, triggers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use super::{automations, connections, contacts, events, fire, triggers};
         contacts::get_or_list,
         connections::create, connections::list, connections::get, connections::patch,
         connections::delete,
+        deliveries::list, deliveries::get, deliveries::replay,
         events::stream,
     ),
     modifiers(&Security),
@@ -107,16 +108,20 @@ mod tests {
                 item.as_object()
                     .unwrap()
                     .keys()
-                    .filter(|k| {
-                        ["get", "post", "put", "patch", "delete"].contains(&k.as_str())
-                    })
+                    .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
                     .map(move |method| (method.clone(), path.clone()))
             })
             .collect();
         let undescribed: Vec<_> = registered.0.difference(&described).collect();
         let unregistered: Vec<_> = described.difference(&registered.0).collect();
-        assert!(undescribed.is_empty(), "routes missing from the document: {undescribed:?}");
-        assert!(unregistered.is_empty(), "documented but not served: {unregistered:?}");
+        assert!(
+            undescribed.is_empty(),
+            "routes missing from the document: {undescribed:?}"
+        );
+        assert!(
+            unregistered.is_empty(),
+            "documented but not served: {unregistered:?}"
+        );
         assert_eq!(doc["openapi"], "3.1.0");
     }
 }

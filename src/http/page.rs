@@ -57,7 +57,7 @@ pub fn list<T, R: Serialize>(
     page: Page<T>,
     limit: u32,
     key: impl Fn(&T) -> &str,
-    render: impl Fn(&T) -> Result<R, ApiError>,
+    render: impl FnMut(&T) -> Result<R, ApiError>,
 ) -> Result<List<R>, ApiError> {
     let cursor = match (page.has_more, page.rows.last()) {
         (true, Some(last)) => Some(URL_SAFE_NO_PAD.encode(key(last))),

@@ -1,50 +1,59 @@
 //! `POST /api/integrations/{provider}/webhook/{connectionId}`: hand the request to the
-//! pipeline, render what it came to.
+//! pipeline, render what it came to. Every request of a known connection reaches the
+//! pipeline, refused or not, so the delivery log misses none.
 
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorType};
 use super::{body, State};
 use crate::domain::IgnoreReason;
 use crate::pipeline::{Delivered, Fired, Outcome, Rejection};
 
-/// The body of every 200 a receive URL answers.
-#[derive(Serialize)]
+/// The body of every 200 a receive URL (or a replay) answers.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Received<'a> {
+pub struct Received {
     received: bool,
+    /// `triggered`, `no_published_automation`, `ignored` or `duplicate`.
     status: &'static str,
-    event: &'a str,
+    event: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    trigger_event_id: Option<&'a str>,
+    trigger_event_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    trigger_instance_id: Option<&'a str>,
-    automation_run_ids: Vec<&'a str>,
+    trigger_instance_id: Option<String>,
+    automation_run_ids: Vec<String>,
+    /// Why an `ignored` delivery started nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     reason: Option<IgnoreReason>,
+    /// This request's entry in the delivery log.
+    delivery_id: String,
 }
 
-impl<'a> Received<'a> {
-    fn new(status: &'static str, event: &'a str) -> Received<'a> {
+impl Received {
+    fn new(status: &'static str, event: &str, delivery_id: &str) -> Received {
         Received {
             received: true,
             status,
-            event,
+            event: event.to_owned(),
             trigger_event_id: None,
             trigger_instance_id: None,
             automation_run_ids: vec![],
             reason: None,
+            delivery_id: delivery_id.to_owned(),
         }
     }
 
     /// A fire of `trigger_id` that this request recorded.
-    fn fired(mut self, trigger_id: &'a str, fired: &'a Fired) -> Received<'a> {
-        self.trigger_event_id = Some(trigger_id);
-        self.trigger_instance_id = Some(&fired.instance_id);
-        self.automation_run_ids = fired.run_ids().collect();
+    fn fired(mut self, trigger_id: &str, fired: &Fired) -> Received {
+        self.trigger_event_id = Some(trigger_id.to_owned());
+        self.trigger_instance_id = Some(fired.instance_id.clone());
+        self.automation_run_ids = fired.run_ids().map(str::to_owned).collect();
         self
     }
 }
@@ -63,69 +72,103 @@ pub async fn receive(
     state: State,
 ) -> Result<HttpResponse, ApiError> {
     let (provider, connection_id) = path.into_inner();
+    // An unknown URL belongs to no org: answered, not logged.
     let connection = state
         .store
         .live_connection(&connection_id)
         .await
         .map_err(ApiError::internal)?
-        .filter(|c| c.row.enabled && c.row.provider == provider)
+        .filter(|c| c.row.provider == provider)
         .ok_or_else(not_found)?;
-    let body = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
     let headers: Headers = req
         .headers()
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
-    let inbound = Inbound {
-        headers: &headers,
-        body: &body,
-        query: Some(req.query_string()),
+    // Every refusal below goes through the pipeline, which logs it.
+    let refuse = |rejection| {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        state
+            .pipeline
+            .refuse(&connection, &headers, declared, rejection)
     };
+    let delivered = if !connection.row.enabled {
+        refuse(Rejection::Disabled)
+    } else {
+        match body::read(&req, payload, state.settings.server.max_body_bytes).await {
+            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => refuse(Rejection::TooLarge),
+            Err(_) => refuse(Rejection::BodyUnreadable),
+            Ok(body) => {
+                let inbound = Inbound {
+                    headers: &headers,
+                    body: &body,
+                    query: Some(req.query_string()),
+                };
+                state.pipeline.deliver(&connection, &inbound).await?
+            }
+        }
+    };
+    let body = received_body(delivered, state.settings.server.max_body_bytes)?;
+    Ok(HttpResponse::Ok().json(body))
+}
 
-    let (event, trigger_id, outcome) = match state.pipeline.deliver(&connection, &inbound).await? {
+/// The receive body of an answered delivery (with its `deliveryId`), or the error its
+/// rejection answers.
+pub fn received_body(delivered: Delivered, max_body_bytes: usize) -> Result<Received, ApiError> {
+    let (delivery_id, event, trigger_id, outcome) = match delivered {
         Delivered::Answered {
+            delivery_id,
             event,
             trigger_id,
             outcome,
-        } => (event, trigger_id, outcome),
-        Delivered::Rejected(Rejection::Signature(e)) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorType::Authentication,
-                "INVALID_SIGNATURE",
-                e.to_string(),
-            ))
-        }
-        Delivered::Rejected(Rejection::Unreadable(e)) => {
-            return Err(match e {
-                MapError::InvalidJson(_) => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorType::InvalidRequest,
-                    "INVALID_JSON",
-                    e.to_string(),
-                ),
-                MapError::MissingEvent(field) => ApiError::invalid(field, e.to_string()),
-            })
-        }
+        } => (delivery_id, event, trigger_id, outcome),
+        Delivered::Rejected(rejection) => return Err(refusal(rejection, max_body_bytes)),
     };
-    let received = match &outcome {
-        Outcome::Triggered(fired) => Received::new("triggered", &event).fired(&trigger_id, fired),
+    let new = |status| Received::new(status, &event, &delivery_id);
+    Ok(match &outcome {
+        Outcome::Triggered(fired) => new("triggered").fired(&trigger_id, fired),
         Outcome::NoPublishedAutomation(fired) => {
-            Received::new("no_published_automation", &event).fired(&trigger_id, fired)
+            new("no_published_automation").fired(&trigger_id, fired)
         }
         Outcome::Ignored(reason) => Received {
             reason: Some(*reason),
-            ..Received::new("ignored", &event)
+            ..new("ignored")
         },
         Outcome::TriggerDisabled(_) => Received {
             reason: Some(IgnoreReason::TriggerDisabled),
-            ..Received::new("ignored", &event)
+            ..new("ignored")
         },
         // A repeat of a provider's event id is a duplicate whatever its body.
         Outcome::Replay(fired) | Outcome::Conflict(fired) => Received {
-            trigger_instance_id: Some(&fired.instance_id),
-            ..Received::new("duplicate", &event)
+            trigger_instance_id: Some(fired.instance_id.clone()),
+            ..new("duplicate")
         },
-    };
-    Ok(HttpResponse::Ok().json(received))
+    })
+}
+
+fn refusal(rejection: Rejection, max_body_bytes: usize) -> ApiError {
+    match rejection {
+        Rejection::Disabled => not_found(),
+        Rejection::TooLarge => ApiError::too_large(max_body_bytes),
+        Rejection::BodyUnreadable => ApiError::invalid("body", "the body could not be read"),
+        Rejection::Signature(e) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::Authentication,
+            "INVALID_SIGNATURE",
+            e.to_string(),
+        ),
+        Rejection::Unreadable(e) => match e {
+            MapError::InvalidJson(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorType::InvalidRequest,
+                "INVALID_JSON",
+                e.to_string(),
+            ),
+            MapError::MissingEvent(field) => ApiError::invalid(field, e.to_string()),
+        },
+    }
 }

@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::{Delivered, Fired, Outcome};
+use super::{Fired, Outcome};
 use crate::clock::rfc3339;
 use crate::domain::FireOutcome;
-use crate::store::{FireMode, FireWrite, LiveConnection};
+use crate::store::{FireMode, FireWrite, LiveConnection, LoggedDelivery};
 
 /// The part of a fire's write its event names, kept before the write is consumed.
 pub struct FireNote {
@@ -47,42 +47,53 @@ impl FireNote {
     }
 }
 
-/// The `delivery` event of a receive-URL request on `connection`.
-pub fn delivery(connection: &LiveConnection, received_at_ms: i64, delivered: &Delivered) -> Value {
-    let mut data = json!({
+/// The `delivery` event of a receive-URL request that was answered 200, shaped like its
+/// row in the delivery log.
+pub fn answered(
+    connection: &LiveConnection,
+    received_at_ms: i64,
+    delivery_id: &str,
+    event: &str,
+    outcome: &Outcome,
+) -> Value {
+    let (status, fired, reason) = match outcome {
+        Outcome::Triggered(f) => ("triggered", Some(f), None),
+        Outcome::NoPublishedAutomation(f) => ("no_published_automation", Some(f), None),
+        Outcome::TriggerDisabled(_) => ("ignored", None, Some("trigger_disabled")),
+        Outcome::Ignored(reason) => ("ignored", None, Some(reason.as_str())),
+        Outcome::Replay(f) | Outcome::Conflict(f) => ("duplicate", Some(f), None),
+    };
+    let run_ids: Vec<&str> = match outcome {
+        Outcome::Triggered(f) | Outcome::NoPublishedAutomation(f) => f.run_ids().collect(),
+        _ => vec![],
+    };
+    json!({
+        "deliveryId": delivery_id,
         "connectionId": connection.row.id,
         "provider": connection.provider.slug(),
+        "event": event,
+        "status": status,
+        "reason": reason,
+        "httpStatus": 200,
         "receivedAt": rfc3339(received_at_ms),
-    });
-    match delivered {
-        Delivered::Rejected(rejection) => {
-            data["status"] = json!("rejected");
-            data["reason"] = json!(rejection.reason());
-            data["httpStatus"] = json!(rejection.http_status());
-        }
-        Delivered::Answered {
-            event,
-            trigger_id,
-            outcome,
-        } => {
-            let (status, fired, reason) = match outcome {
-                Outcome::Triggered(f) => ("triggered", Some(f), None),
-                Outcome::NoPublishedAutomation(f) => ("no_published_automation", Some(f), None),
-                Outcome::TriggerDisabled(_) => ("ignored", None, Some("trigger_disabled")),
-                Outcome::Ignored(reason) => ("ignored", None, Some(reason.as_str())),
-                Outcome::Replay(f) | Outcome::Conflict(f) => ("duplicate", Some(f), None),
-            };
-            data["status"] = json!(status);
-            data["reason"] = json!(reason);
-            data["httpStatus"] = json!(200);
-            data["event"] = json!(event);
-            data["triggerEventId"] = json!(trigger_id);
-            data["triggerInstanceId"] = json!(fired.map(|f| &f.instance_id));
-            data["automationRunIds"] = json!(fired
-                .filter(|_| status != "duplicate")
-                .map(|f| f.run_ids().collect::<Vec<_>>())
-                .unwrap_or_default());
-        }
-    }
-    data
+        "triggerInstanceId": fired.map(|f| &f.instance_id),
+        "automationRunIds": run_ids,
+    })
+}
+
+/// The `delivery` event of a rejected receive-URL request.
+pub fn rejected(logged: &LoggedDelivery) -> Value {
+    let (arrival, verdict) = (&logged.arrival, &logged.verdict);
+    json!({
+        "deliveryId": arrival.id,
+        "connectionId": arrival.connection_id,
+        "provider": arrival.provider,
+        "event": arrival.event,
+        "status": verdict.status,
+        "reason": verdict.reason,
+        "httpStatus": verdict.http_status,
+        "receivedAt": rfc3339(arrival.received_at_ms),
+        "triggerInstanceId": verdict.trigger_instance_id,
+        "automationRunIds": verdict.run_ids,
+    })
 }

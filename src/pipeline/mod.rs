@@ -1,38 +1,47 @@
-//! The fire pipeline. Two entry points, one per source, share everything after the
-//! source-specific part:
+//! The fire pipeline. Its entry points share everything after the source-specific part:
 //! - [`Pipeline::deliver`]: a request on a connection's receive URL (verify, map, resolve
-//!   the contact through the record or a stored provider id);
+//!   the contact through the record or a stored provider id), and [`Pipeline::refuse`] for
+//!   one refused before its body was read;
+//! - [`Pipeline::replay`]: a logged delivery, verified on arrival, run again;
 //! - [`Pipeline::fire_api`]: `POST /v1/automations/triggers/{id}/fire` (validate the payload
 //!   against the trigger's schema).
 //!
 //! Both then deduplicate by key (an in-process cache in front of the database, which
 //! decides), write the fire, the contact and one run per published automation in one
-//! transaction, count it, and answer with a typed [`Outcome`].
+//! transaction, count it, and answer with a typed [`Outcome`]. Every receive-URL request
+//! of a known connection is logged ([`log`]): with its fire, or as a duplicate or a
+//! rejection.
 
 mod announce;
 pub mod canonical;
 pub mod contact;
 mod dedupe;
 pub mod graph;
+pub mod log;
 pub mod schema;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::{Action, ContactRecord, Delivery, Inbound, MapError, SkipReason, VerifyError};
+use adapters::{
+    Action, ContactRecord, Delivery, Headers, Inbound, MapError, SkipReason, VerifyError,
+};
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
-use crate::domain::{Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus};
+use crate::domain::{
+    DeliveryStatus, Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus,
+};
 use crate::events::{EventType, Events};
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
-    FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, LiveConnection, LoadError,
-    StartedRun, Store,
+    duplicate_of, Arrival, DeliveryDetail, FireError, FireMode, FireRecord, FireWrite, FireWritten,
+    KeyClaim, LiveConnection, LoadError, LoggedDelivery, StartedRun, Store, Verdict,
 };
 use dedupe::{Claimed, Claims};
+use log::RejectedLog;
 use schema::Resolved;
 
 const NO_EMAIL: IgnoreReason = IgnoreReason::Delivery(SkipReason::NoEmail);
@@ -75,6 +84,12 @@ pub enum Outcome {
 /// A receive-URL request that was not accepted.
 #[derive(Debug)]
 pub enum Rejection {
+    /// The connection is disabled (404).
+    Disabled,
+    /// The body is over the size limit (413).
+    TooLarge,
+    /// The body could not be read off the connection (400).
+    BodyUnreadable,
     /// The signature or token did not verify (401).
     Signature(VerifyError),
     /// Verified, but the body cannot be read as the provider's payload (400).
@@ -85,6 +100,9 @@ impl Rejection {
     /// The reason the delivery log shows.
     pub fn reason(&self) -> &'static str {
         match self {
+            Rejection::Disabled => "connection_disabled",
+            Rejection::TooLarge => "body_too_large",
+            Rejection::BodyUnreadable => "body_unreadable",
             Rejection::Signature(e) => e.reason(),
             Rejection::Unreadable(MapError::InvalidJson(_)) => "invalid_json",
             Rejection::Unreadable(MapError::MissingEvent(_)) => "missing_event",
@@ -94,8 +112,10 @@ impl Rejection {
     /// The HTTP status the receive URL answers it with.
     pub fn http_status(&self) -> u16 {
         match self {
+            Rejection::Disabled => 404,
+            Rejection::TooLarge => 413,
             Rejection::Signature(_) => 401,
-            Rejection::Unreadable(_) => 400,
+            Rejection::BodyUnreadable | Rejection::Unreadable(_) => 400,
         }
     }
 }
@@ -105,6 +125,8 @@ impl Rejection {
 pub enum Delivered {
     Rejected(Rejection),
     Answered {
+        /// The delivery's entry in the log.
+        delivery_id: String,
         /// The event name of the mapped delivery.
         event: String,
         /// The trigger this event fires on the connection.
@@ -156,32 +178,56 @@ impl From<Arc<LoadError>> for PipelineError {
     }
 }
 
+/// How long keys are held: API Idempotency-Keys for the idempotency window; provider
+/// event ids for that window or the delivery log's retention, whichever is longer, so a
+/// logged delivery is answered `duplicate` for as long as it can be replayed.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyWindows {
+    pub api: Duration,
+    pub deliveries: Duration,
+}
+
+impl KeyWindows {
+    pub fn new(idempotency: Duration, delivery_retention: Duration) -> KeyWindows {
+        KeyWindows {
+            api: idempotency,
+            deliveries: idempotency.max(delivery_retention),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
     clock: Clock,
     metrics: Metrics,
     claims: Claims,
+    rejected: RejectedLog,
     window_ms: i64,
+    delivery_window_ms: i64,
     events: Events,
 }
 
 impl Pipeline {
+    /// Builds the pipeline and starts the writer of rejected deliveries on the current
+    /// Tokio runtime.
     pub fn new(
         store: Store,
         clock: Clock,
         metrics: Metrics,
-        window: Duration,
+        windows: KeyWindows,
         cache_capacity: u64,
     ) -> Pipeline {
-        let window_ms = window.as_millis() as i64;
+        let window_ms = windows.api.as_millis() as i64;
         Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
+            rejected: RejectedLog::start(store.clone(), metrics.clone()),
             events: Events::new(clock.clone()),
             store,
             clock,
             metrics,
             window_ms,
+            delivery_window_ms: windows.deliveries.as_millis() as i64,
         }
     }
 
@@ -191,21 +237,8 @@ impl Pipeline {
     }
 
     /// Verifies and maps a receive-URL request on `connection`, then fires the event's
-    /// trigger once per provider event id; tells the events bus what it came to.
+    /// trigger once per provider event id. The request is logged whatever it comes to.
     pub async fn deliver(
-        &self,
-        connection: &LiveConnection,
-        inbound: &Inbound<'_>,
-    ) -> Result<Delivered, PipelineError> {
-        let received_at_ms = self.clock.now_ms();
-        let delivered = self.verify_and_fire(connection, inbound).await?;
-        let data = announce::delivery(connection, received_at_ms, &delivered);
-        self.events
-            .publish(&connection.row.org_id, EventType::Delivery, data);
-        Ok(delivered)
-    }
-
-    async fn verify_and_fire(
         &self,
         connection: &LiveConnection,
         inbound: &Inbound<'_>,
@@ -213,6 +246,8 @@ impl Pipeline {
         let provider = connection.provider;
         let now_ms = self.clock.now_ms();
         let now_unix = now_ms.div_euclid(1000);
+        let headers = log::redacted_headers(inbound.headers);
+        let body_bytes = inbound.body.len();
         let verified = match adapters::verify(provider, inbound, &connection.secrets, now_unix) {
             Ok(verified) => verified,
             Err(e) => {
@@ -226,30 +261,192 @@ impl Pipeline {
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
                     .inc();
-                return Ok(Delivered::Rejected(Rejection::Signature(e)));
+                return Ok(self.reject(connection, headers, body_bytes, Rejection::Signature(e)));
             }
         };
-        let delivery = match adapters::map(&verified, &connection.options, now_unix) {
+        let arrival = Arrival {
+            id: ids::new_ordered_id(ids::DELIVERY),
+            org_id: connection.row.org_id.clone(),
+            connection_id: connection.row.id.clone(),
+            provider: provider.slug().to_owned(),
+            event: None,
+            received_at_ms: now_ms,
+            trigger_id: None,
+            headers,
+            body_bytes: body_bytes as i64,
+            body: None,
+            replay_of: None,
+        };
+        self.fire_verified(connection, &verified, arrival, None)
+            .await
+    }
+
+    /// Logs a request refused before the pipeline read it (a disabled connection, a body
+    /// over the limit or cut short).
+    pub fn refuse(
+        &self,
+        connection: &LiveConnection,
+        headers: &Headers,
+        body_bytes: usize,
+        rejection: Rejection,
+    ) -> Delivered {
+        let headers = log::redacted_headers(headers);
+        self.reject(connection, headers, body_bytes, rejection)
+    }
+
+    /// Runs a logged verified delivery through the pipeline again, as it would run now,
+    /// without checking its signature again (it was checked on arrival, and its timestamp
+    /// is stale by now). A delivery whose event id fired answers `duplicate` unless
+    /// `force`, which fires it once more under a key of its own. The replay is logged.
+    pub async fn replay(
+        &self,
+        connection: &LiveConnection,
+        stored: &DeliveryDetail,
+        body: &[u8],
+        force: bool,
+    ) -> Result<Delivered, PipelineError> {
+        let headers: Headers = stored
+            .headers
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
+            .collect();
+        let verified = adapters::Verified::read_back(connection.provider, headers, body.to_vec());
+        let arrival = Arrival {
+            id: ids::new_ordered_id(ids::DELIVERY),
+            org_id: connection.row.org_id.clone(),
+            connection_id: connection.row.id.clone(),
+            provider: connection.provider.slug().to_owned(),
+            event: None,
+            received_at_ms: self.clock.now_ms(),
+            trigger_id: None,
+            headers: stored.headers.to_string(),
+            body_bytes: body.len() as i64,
+            body: None,
+            replay_of: Some(stored.row.id.clone()),
+        };
+        let replay = Replay { force };
+        self.fire_verified(connection, &verified, arrival, Some(replay))
+            .await
+    }
+
+    /// Maps a verified delivery and fires its trigger; `arrival` is logged with the outcome.
+    async fn fire_verified(
+        &self,
+        connection: &LiveConnection,
+        verified: &adapters::Verified,
+        mut arrival: Arrival,
+        replay: Option<Replay>,
+    ) -> Result<Delivered, PipelineError> {
+        let provider = connection.provider;
+        let now_ms = arrival.received_at_ms;
+        let delivery = match adapters::map(verified, &connection.options, now_ms.div_euclid(1000)) {
             Ok(delivery) => delivery,
-            Err(e) => return Ok(Delivered::Rejected(Rejection::Unreadable(e))),
+            Err(e) => {
+                let rejection = Rejection::Unreadable(e);
+                self.log_rejected(rejected(arrival, &rejection));
+                return Ok(Delivered::Rejected(rejection));
+            }
         };
 
         let row = &connection.row;
         let trigger_id = format!("{}:{}:{}", provider.slug(), row.id, delivery.event);
-        let claim = KeyClaim {
+        let delivery_id = arrival.id.clone();
+        arrival.event = Some(delivery.event.clone());
+        arrival.trigger_id = Some(trigger_id.clone());
+        arrival.body = Some(verified.body().to_vec());
+        let mut claim = KeyClaim {
             scope: row.id.clone(),
             key: delivery.dedupe_id.clone(),
             // A repeat of an event id is a duplicate whatever its body.
             request_hash: String::new(),
+            reclaim_unfired: false,
         };
         let write = self.delivery_write(connection, &delivery, &trigger_id, now_ms);
-        let outcome = self.once(&row.org_id, Some(claim), false, write).await?;
+        let outcome = match replay {
+            None => {
+                let mut arrival = Some(arrival);
+                let outcome = self
+                    .once(&row.org_id, Some(claim), false, &mut arrival, write)
+                    .await?;
+                // Answered without a write of this request's own (a repeat the cache
+                // knew, or one that waited for the first): logged as a duplicate.
+                if let (Some(arrival), Outcome::Replay(earlier) | Outcome::Conflict(earlier)) =
+                    (arrival, &outcome)
+                {
+                    let logged = LoggedDelivery {
+                        arrival,
+                        verdict: duplicate_of(&earlier.instance_id),
+                    };
+                    self.store
+                        .log_deliveries(vec![logged])
+                        .await
+                        .map_err(|e| PipelineError::Write(Arc::new(e)))?;
+                }
+                outcome
+            }
+            Some(Replay { force }) => {
+                if force {
+                    claim.key = delivery_id.clone();
+                } else {
+                    claim.reclaim_unfired = true;
+                }
+                let cache_key = dedupe::claim_key(&row.org_id, &claim.scope, &claim.key);
+                let mut write = write.await?;
+                write.claim = Some(claim);
+                write.delivery = Some(arrival);
+                let outcome = match self.commit(write).await? {
+                    Committed::Fresh(outcome, _) => outcome,
+                    Committed::Earlier(earlier) => Outcome::Replay(earlier.fired),
+                };
+                // The key may have a new holder: let the database answer its next repeat.
+                self.claims.invalidate(&cache_key).await;
+                outcome
+            }
+        };
         self.count(provider.slug(), &outcome);
+        let data = announce::answered(connection, now_ms, &delivery_id, &delivery.event, &outcome);
+        self.events.publish(&row.org_id, EventType::Delivery, data);
         Ok(Delivered::Answered {
+            delivery_id,
             event: delivery.event,
             trigger_id,
             outcome,
         })
+    }
+
+    /// Logs a rejected delivery in the background (see [`log`]) and tells the events bus.
+    fn log_rejected(&self, logged: LoggedDelivery) {
+        let data = announce::rejected(&logged);
+        self.events
+            .publish(&logged.arrival.org_id, EventType::Delivery, data);
+        self.rejected.push(logged);
+    }
+
+    /// Logs a rejected request (in the background, see [`log`]) and answers it.
+    fn reject(
+        &self,
+        connection: &LiveConnection,
+        headers: String,
+        body_bytes: usize,
+        rejection: Rejection,
+    ) -> Delivered {
+        let arrival = Arrival {
+            id: ids::new_ordered_id(ids::DELIVERY),
+            org_id: connection.row.org_id.clone(),
+            connection_id: connection.row.id.clone(),
+            provider: connection.provider.slug().to_owned(),
+            event: None,
+            received_at_ms: self.clock.now_ms(),
+            trigger_id: None,
+            headers,
+            body_bytes: body_bytes as i64,
+            body: None,
+            replay_of: None,
+        };
+        self.log_rejected(rejected(arrival, &rejection));
+        Delivered::Rejected(rejection)
     }
 
     /// What a mapped delivery writes: a run of its trigger for the resolved contact, or an
@@ -308,7 +505,8 @@ impl Pipeline {
             warnings: Value::Array(vec![]),
             release_key_without_runs: false,
             now_ms,
-            key_expired_before_ms: now_ms - self.window_ms,
+            key_expired_before_ms: now_ms - self.delivery_window_ms,
+            delivery: None,
         })
     }
 
@@ -371,6 +569,7 @@ impl Pipeline {
             scope: API_SOURCE.to_owned(),
             key: key.as_str().to_owned(),
             request_hash: canonical::hash(&Value::Object(fire.payload)),
+            reclaim_unfired: false,
         });
         let write = FireWrite {
             contact: contact::contact_update(&resolved.values),
@@ -391,24 +590,30 @@ impl Pipeline {
             release_key_without_runs: true,
             now_ms,
             key_expired_before_ms: now_ms - self.window_ms,
+            delivery: None,
         };
-        let outcome = self.once(org_id, claim, true, async { Ok(write) }).await?;
+        let outcome = self
+            .once(org_id, claim, true, &mut None, async { Ok(write) })
+            .await?;
         self.count(API_SOURCE, &outcome);
         Ok(ApiFired::Fired { resolved, outcome })
     }
 
     /// Writes the fire `write` builds, once per key: a repeat answers the first fire, also
     /// when it races the first one in this process or in another process on the same
-    /// database. `write` runs only when this process holds no answer for the key.
+    /// database. `write` runs only when this process holds no answer for the key; then it
+    /// takes `delivery` along, so a `delivery` left in place was not logged.
     async fn once(
         &self,
         org_id: &str,
         claim: Option<KeyClaim>,
         release_key_without_runs: bool,
+        delivery: &mut Option<Arrival>,
         write: impl Future<Output = Result<FireWrite, PipelineError>>,
     ) -> Result<Outcome, PipelineError> {
         let Some(claim) = claim else {
-            let write = write.await?;
+            let mut write = write.await?;
+            write.delivery = delivery.take();
             return match self.commit(write).await? {
                 Committed::Fresh(outcome, _) => Ok(outcome),
                 Committed::Earlier(_) => unreachable!("a fire without a key claims nothing"),
@@ -433,6 +638,7 @@ impl Pipeline {
             .or_try_insert_with(async {
                 let mut write = write.await.map_err(ClaimError::Failed)?;
                 write.claim = Some(claim);
+                write.delivery = delivery.take();
                 match self.commit(write).await.map_err(ClaimError::Failed)? {
                     Committed::Fresh(outcome, fired) => {
                         let claimed = Claimed::new(&request_hash, &fired);
@@ -517,6 +723,26 @@ impl Pipeline {
             .fires
             .with_label_values(&[source, stored.as_str()])
             .inc();
+    }
+}
+
+/// A replay of a logged delivery.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    force: bool,
+}
+
+/// The log entry of a rejected request.
+fn rejected(arrival: Arrival, rejection: &Rejection) -> LoggedDelivery {
+    LoggedDelivery {
+        arrival,
+        verdict: Verdict {
+            status: DeliveryStatus::Rejected,
+            reason: Some(rejection.reason().to_owned()),
+            http_status: rejection.http_status(),
+            trigger_instance_id: None,
+            run_ids: vec![],
+        },
     }
 }
 

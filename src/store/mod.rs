@@ -8,6 +8,7 @@ mod automations;
 mod cache;
 mod connections;
 mod contacts;
+mod deliveries;
 mod fire;
 mod keys;
 mod runs;
@@ -17,9 +18,13 @@ pub use automations::AutomationRow;
 pub use cache::{LiveConnection, LiveTrigger, LoadError};
 pub use connections::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow};
 pub use contacts::ContactRow;
+pub use deliveries::{
+    Arrival, Cutoffs, DeliveryDetail, DeliveryFilter, DeliveryRow, Health, LoggedDelivery, Pruned,
+    Verdict,
+};
 pub use fire::{
-    ContactUpdate, FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, ReplayRecord,
-    StartedRun,
+    duplicate_of, ContactUpdate, FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim,
+    ReplayRecord, StartedRun,
 };
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};

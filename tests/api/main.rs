@@ -7,6 +7,8 @@ mod ops;
 
 mod api;
 mod cli;
+mod deliveries;
+mod events;
 mod fire;
 mod processes;
 mod receive;

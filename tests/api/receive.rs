@@ -295,38 +295,24 @@ async fn provider_fixtures_fire_once(backend: Backend, provider: &str) {
     }
 }
 
-async fn clerk_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "clerk").await
-}
-async fn stripe_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "stripe").await
-}
-async fn shopify_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "shopify").await
-}
-async fn stytch_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "stytch").await
-}
-async fn supabase_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "supabase").await
-}
-async fn workos_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "workos").await
-}
-async fn revenuecat_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "revenuecat").await
-}
-async fn brevo_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "brevo").await
-}
-async fn brimble_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "brimble").await
-}
-async fn generic_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "generic").await
-}
-async fn standard_fixtures_fire_once(backend: Backend) {
-    provider_fixtures_fire_once(backend, "standard").await
+/// Every provider's fixtures, each provider on an app of its own: a new `fixtures/<slug>/`
+/// folder is picked up without any edit here.
+async fn every_providers_fixtures_fire_once(backend: Backend) {
+    let dir = format!("{}/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut providers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_type().ok()?.is_dir().then_some(())?;
+            e.file_name().into_string().ok()
+        })
+        .filter(|name| !name.starts_with('.') && name != "node_modules")
+        .collect();
+    providers.sort();
+    assert!(providers.len() >= 11, "{providers:?}");
+    for provider in providers {
+        provider_fixtures_fire_once(backend.clone(), &provider).await;
+    }
 }
 
 /// The header that carries the signature or token of each scheme's representative fixture.
@@ -832,7 +818,10 @@ async fn dedupe_is_scoped_per_connection(backend: Backend) {
 
 /// A provider's event id is remembered for the 24 h window (cache and database), then a
 /// redelivery fires again. Shopify signs without a timestamp, so the clock can move.
-async fn provider_event_ids_are_remembered_for_24_hours(backend: Backend) {
+/// A provider's event id is remembered for the longer of the 24 h idempotency window and
+/// the delivery log's retention (7 days by default), so any delivery that can still be
+/// replayed also still dedupes; past that the id is new.
+async fn provider_event_ids_are_remembered_for_the_retention_window(backend: Backend) {
     const DAY: i64 = 86_400_000;
     let app = spawn_app_with(backend, pinned_app_clock(), |_| {}).await;
     let fixture = Fixture::load("shopify", "orders.paid");
@@ -842,19 +831,19 @@ async fn provider_event_ids_are_remembered_for_24_hours(backend: Backend) {
     assert_eq!(first.body["status"], "triggered", "{:?}", first.body);
     // A second app on the database (empty cache) knows the event id from the database.
     let fresh = crate::helpers::spawn_app_on(&app.database_url, app.clock.clone(), |_| {}).await;
-    let from_db = deliver_at(&fresh, &fixture, &connection.id, at + DAY - 1000).await;
+    let from_db = deliver_at(&fresh, &fixture, &connection.id, at + 7 * DAY - 1000).await;
     assert_eq!(from_db.body["status"], "duplicate", "{:?}", from_db.body);
-    let from_cache = deliver_at(&app, &fixture, &connection.id, at + DAY - 1000).await;
+    let from_cache = deliver_at(&app, &fixture, &connection.id, at + DAY + 1000).await;
     assert_eq!(
         from_cache.body["status"], "duplicate",
         "{:?}",
         from_cache.body
     );
     assert_eq!(app.runs_of(&connection.trigger).await.len(), 1);
-    let after = deliver_at(&app, &fixture, &connection.id, at + DAY + 1000).await;
+    let after = deliver_at(&app, &fixture, &connection.id, at + 7 * DAY + 1000).await;
     assert_eq!(
         after.body["status"], "triggered",
-        "past 24 h the event id is new: {:?}",
+        "past the retention window the event id is new: {:?}",
         after.body
     );
     assert_eq!(app.runs_of(&connection.trigger).await.len(), 2);
@@ -1043,17 +1032,7 @@ async fn receive_and_fire_answers_carry_a_request_id(backend: Backend) {
 }
 
 crate::each_backend!(
-    clerk_fixtures_fire_once,
-    stripe_fixtures_fire_once,
-    shopify_fixtures_fire_once,
-    stytch_fixtures_fire_once,
-    supabase_fixtures_fire_once,
-    workos_fixtures_fire_once,
-    revenuecat_fixtures_fire_once,
-    brevo_fixtures_fire_once,
-    brimble_fixtures_fire_once,
-    generic_fixtures_fire_once,
-    standard_fixtures_fire_once,
+    every_providers_fixtures_fire_once,
     each_scheme_rejects_what_it_must,
     secrets_rotate_and_are_never_shown_again,
     token_providers_mint_a_secret_shown_once,
@@ -1065,7 +1044,7 @@ crate::each_backend!(
     patched_options_provision_new_triggers,
     a_disabled_trigger_ignores_deliveries,
     dedupe_is_scoped_per_connection,
-    provider_event_ids_are_remembered_for_24_hours,
+    provider_event_ids_are_remembered_for_the_retention_window,
     the_default_body_limit_is_2_mib,
     receive_and_fire_answers_carry_a_request_id,
 );

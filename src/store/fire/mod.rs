@@ -1,6 +1,6 @@
 //! The one transaction behind every fire: claim the key, upsert the contact, record the
-//! fire, create the runs. A committed transaction is the only way a fire exists, so an
-//! error at any step leaves nothing behind.
+//! fire, create the runs, log the delivery that caused it. A committed transaction is the
+//! only way a fire exists, so an error at any step leaves nothing behind.
 
 mod postgres;
 mod sqlite;
@@ -8,9 +8,11 @@ mod sqlite;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::deliveries::{Arrival, Verdict};
 use super::{Backend, Store};
-use crate::domain::{Email, FireOutcome, IgnoreReason};
+use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason};
 
+pub(super) use postgres::log_deliveries as log_deliveries_pg;
 pub(super) use sqlite::Committer;
 
 /// Everything one fire writes.
@@ -38,6 +40,9 @@ pub struct FireWrite {
     pub now_ms: i64,
     /// Keys claimed before this instant have expired and may be claimed again.
     pub key_expired_before_ms: i64,
+    /// The receive-URL request behind this fire, logged with what it came to (a repeat
+    /// of a claimed key is logged as a duplicate).
+    pub delivery: Option<Arrival>,
 }
 
 /// How a fire is carried out.
@@ -58,6 +63,9 @@ pub struct KeyClaim {
     pub key: String,
     /// SHA-256 of the canonical request, to tell a replay from a conflicting reuse.
     pub request_hash: String,
+    /// Also take the key over from an earlier fire that started no runs (a replay of a
+    /// logged delivery after an automation was published or a mapping fixed).
+    pub reclaim_unfired: bool,
 }
 
 /// Core contact columns and custom fields; `None` / absent never erases a stored value.
@@ -183,12 +191,39 @@ impl From<CorruptFire> for rusqlite::Error {
     }
 }
 
-const CLAIM_KEY: &str = "INSERT INTO fire_keys \
-     (org_id, scope, key, request_hash, trigger_instance_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) \
-     ON CONFLICT (org_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-     trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
-     WHERE fire_keys.created_at < $7 RETURNING trigger_instance_id";
+/// Claims a key (`$1` to `$7`) unless an unexpired claim holds it and `$extra` is false.
+macro_rules! claim_key {
+    ($extra:literal) => {
+        concat!(
+            "INSERT INTO fire_keys \
+             (org_id, scope, key, request_hash, trigger_instance_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (org_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
+             WHERE fire_keys.created_at < $7",
+            $extra,
+            " RETURNING trigger_instance_id"
+        )
+    };
+}
+
+const CLAIM_KEY: &str = claim_key!("");
+
+/// [`CLAIM_KEY`], also taking the key from a fire that started no runs.
+const RECLAIM_UNFIRED_KEY: &str = claim_key!(
+    " OR NOT EXISTS (SELECT 1 FROM trigger_instances i \
+     WHERE i.id = fire_keys.trigger_instance_id AND i.outcome = 'triggered')"
+);
+
+impl KeyClaim {
+    fn sql(&self) -> &'static str {
+        if self.reclaim_unfired {
+            RECLAIM_UNFIRED_KEY
+        } else {
+            CLAIM_KEY
+        }
+    }
+}
 
 const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.outcome, i.run_ids, i.automations, \
      i.received_at FROM fire_keys k \
@@ -302,10 +337,11 @@ trait FireTx {
     /// Inserts the runs and the trigger instance.
     async fn record(&mut self, w: &FireWrite, record: &NewRecord<'_>) -> Result<(), Self::Error>;
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> Result<(), Self::Error>;
+    async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> Result<(), Self::Error>;
 }
 
-/// The steps of one fire. Nothing is committed here: the caller commits a `Recorded` fire
-/// and rolls back an `Existing` one.
+/// The steps of one fire. Nothing is committed here: the caller commits. A fire whose key
+/// is held writes nothing but its delivery's log row.
 async fn write_fire<T>(tx: &mut T, w: &FireWrite) -> Result<FireWritten, T::Error>
 where
     T: FireTx,
@@ -314,6 +350,10 @@ where
     if let Some(claim) = &w.claim {
         if !tx.claim_key(w, claim).await? {
             let holder = tx.key_holder(&w.org_id, claim).await?.decode()?;
+            if let Some(arrival) = &w.delivery {
+                tx.record_delivery(arrival, &duplicate_of(&holder.instance_id))
+                    .await?;
+            }
             return Ok(FireWritten::Existing(Box::new(holder)));
         }
     }
@@ -369,7 +409,41 @@ where
             tx.release_key(&w.org_id, claim).await?;
         }
     }
+    if let Some(arrival) = &w.delivery {
+        tx.record_delivery(arrival, &verdict(w, &record, reason))
+            .await?;
+    }
     Ok(FireWritten::Recorded(record))
+}
+
+/// The log entry of a repeat: answered 200 `duplicate`, pointing at the earlier fire.
+pub fn duplicate_of(instance_id: &str) -> Verdict {
+    Verdict {
+        status: DeliveryStatus::Duplicate,
+        reason: None,
+        http_status: 200,
+        trigger_instance_id: Some(instance_id.to_owned()),
+        run_ids: vec![],
+    }
+}
+
+/// What a recorded fire means for the delivery that caused it.
+fn verdict(w: &FireWrite, record: &FireRecord, reason: Option<IgnoreReason>) -> Verdict {
+    let (status, reason) = match record.outcome {
+        FireOutcome::Triggered => (DeliveryStatus::Triggered, None),
+        FireOutcome::NoPublishedAutomation => (DeliveryStatus::NoPublishedAutomation, None),
+        FireOutcome::TriggerDisabled => {
+            (DeliveryStatus::Ignored, Some(IgnoreReason::TriggerDisabled))
+        }
+        FireOutcome::Ignored => (DeliveryStatus::Ignored, reason),
+    };
+    Verdict {
+        status,
+        reason: reason.map(|r| r.as_str().to_owned()),
+        http_status: 200,
+        trigger_instance_id: Some(w.instance_id.clone()),
+        run_ids: record.runs.iter().map(|r| r.run_id.clone()).collect(),
+    }
 }
 
 impl Store {

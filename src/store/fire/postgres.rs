@@ -7,25 +7,35 @@ use serde_json::Value;
 
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, FireTx, FireWrite, FireWritten,
-    KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
+    KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
 use crate::domain::{Email, RunStatus};
+use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 
 pub(super) async fn fire(pool: &PgPool, w: &FireWrite) -> sqlx::Result<FireWritten> {
     let mut tx = pool.begin().await?;
     let written = write_fire(&mut *tx, w).await?;
-    match written {
-        FireWritten::Recorded(_) => tx.commit().await?,
-        FireWritten::Existing(_) => tx.rollback().await?,
-    }
+    // A repeat of a held key wrote its delivery's log row, if any, and nothing else.
+    tx.commit().await?;
     Ok(written)
+}
+
+pub(in crate::store) async fn log_deliveries(
+    pool: &PgPool,
+    deliveries: &[LoggedDelivery],
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    for d in deliveries {
+        tx.record_delivery(&d.arrival, &d.verdict).await?;
+    }
+    tx.commit().await
 }
 
 impl FireTx for PgConnection {
     type Error = sqlx::Error;
 
     async fn claim_key(&mut self, w: &FireWrite, claim: &KeyClaim) -> sqlx::Result<bool> {
-        let claimed: Option<String> = sqlx::query_scalar(CLAIM_KEY)
+        let claimed: Option<String> = sqlx::query_scalar(claim.sql())
             .bind(&w.org_id)
             .bind(&claim.scope)
             .bind(&claim.key)
@@ -153,6 +163,29 @@ impl FireTx for PgConnection {
             .bind(org_id)
             .bind(&claim.scope)
             .bind(&claim.key)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> sqlx::Result<()> {
+        sqlx::query(INSERT_DELIVERY)
+            .bind(&a.id)
+            .bind(&a.org_id)
+            .bind(&a.connection_id)
+            .bind(&a.provider)
+            .bind(&a.event)
+            .bind(v.status.as_str())
+            .bind(&v.reason)
+            .bind(i64::from(v.http_status))
+            .bind(a.received_at_ms)
+            .bind(&a.trigger_id)
+            .bind(&v.trigger_instance_id)
+            .bind(serde_json::to_string(&v.run_ids).expect("strings serialise"))
+            .bind(&a.replay_of)
+            .bind(&a.headers)
+            .bind(a.body_bytes)
+            .bind(&a.body)
             .execute(&mut *self)
             .await?;
         Ok(())

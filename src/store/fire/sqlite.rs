@@ -19,12 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 use serde_json::{Map, Value};
 
 use super::{
-    insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
-    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED,
+    insert_instance, json_type, upsert_contact, write_fire, CorruptFire, FireError, FireTx,
+    FireWrite, FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED,
     RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
+use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::SQLITE_BUSY_TIMEOUT;
 
 /// The most fires one transaction holds.
@@ -40,8 +41,36 @@ pub(in crate::store) struct Committer {
 }
 
 struct Job {
-    write: FireWrite,
-    reply: oneshot::Sender<Result<FireWritten, FireError>>,
+    work: Work,
+    reply: oneshot::Sender<Result<Done, FireError>>,
+}
+
+/// What a job writes: a fire, or deliveries logged outside a fire.
+enum Work {
+    Fire(Box<FireWrite>),
+    Log(Vec<LoggedDelivery>),
+}
+
+enum Done {
+    Fire(FireWritten),
+    Logged,
+}
+
+/// Writes one job on an open transaction or savepoint.
+async fn write_work<T>(tx: &mut T, work: &Work) -> Result<Done, T::Error>
+where
+    T: FireTx,
+    T::Error: From<CorruptFire>,
+{
+    match work {
+        Work::Fire(w) => Ok(Done::Fire(write_fire(tx, w).await?)),
+        Work::Log(deliveries) => {
+            for d in deliveries {
+                tx.record_delivery(&d.arrival, &d.verdict).await?;
+            }
+            Ok(Done::Logged)
+        }
+    }
 }
 
 impl Committer {
@@ -61,9 +90,24 @@ impl Committer {
     }
 
     pub(super) async fn submit(&self, write: FireWrite) -> Result<FireWritten, FireError> {
+        match self.run(Work::Fire(Box::new(write))).await? {
+            Done::Fire(written) => Ok(written),
+            Done::Logged => unreachable!("a fire job answers with its fire"),
+        }
+    }
+
+    /// Logs deliveries in the next batch.
+    pub(in crate::store) async fn log(
+        &self,
+        deliveries: Vec<LoggedDelivery>,
+    ) -> Result<(), FireError> {
+        self.run(Work::Log(deliveries)).await.map(|_| ())
+    }
+
+    async fn run(&self, work: Work) -> Result<Done, FireError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { write, reply })
+            .send(Job { work, reply })
             .await
             .map_err(|_| FireError::WriterStopped)?;
         answer.await.map_err(|_| FireError::WriterStopped)?
@@ -118,24 +162,23 @@ fn run_batches(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
 fn commit_batch(
     conn: &mut Connection,
     batch: &[Job],
-) -> rusqlite::Result<Vec<Result<FireWritten, FireError>>> {
+) -> rusqlite::Result<Vec<Result<Done, FireError>>> {
     match commit_together(conn, batch)? {
         Some(results) => Ok(results),
         None => commit_one_by_one(conn, batch),
     }
 }
 
-/// Every fire of the batch in one transaction; `None` (and nothing written) if one failed.
-/// A fire whose key is held writes nothing before it finds out, so it needs no rollback.
+/// Every job of the batch in one transaction; `None` (and nothing written) if one failed.
 fn commit_together(
     conn: &mut Connection,
     batch: &[Job],
-) -> rusqlite::Result<Option<Vec<Result<FireWritten, FireError>>>> {
+) -> rusqlite::Result<Option<Vec<Result<Done, FireError>>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         // The statements never wait, so the future completes on its first poll.
-        match block_on(write_fire(&mut Writer(&tx), &job.write)) {
+        match block_on(write_work(&mut Writer(&tx), &job.work)) {
             Ok(written) => results.push(Ok(written)),
             Err(e) => {
                 tracing::warn!(error = %e, "a fire failed; writing its batch fire by fire");
@@ -151,13 +194,13 @@ fn commit_together(
 fn commit_one_by_one(
     conn: &mut Connection,
     batch: &[Job],
-) -> rusqlite::Result<Vec<Result<FireWritten, FireError>>> {
+) -> rusqlite::Result<Vec<Result<Done, FireError>>> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let savepoint = tx.savepoint()?;
-        let written = block_on(write_fire(&mut Writer(&savepoint), &job.write));
-        if matches!(written, Ok(FireWritten::Recorded(_))) {
+        let written = block_on(write_work(&mut Writer(&savepoint), &job.work));
+        if written.is_ok() {
             savepoint.commit()?;
         } else {
             // Rolls back to the savepoint and releases it.
@@ -183,7 +226,7 @@ impl FireTx for Writer<'_> {
     type Error = rusqlite::Error;
 
     async fn claim_key(&mut self, w: &FireWrite, claim: &KeyClaim) -> rusqlite::Result<bool> {
-        let mut claim_key = self.0.prepare_cached(CLAIM_KEY)?;
+        let mut claim_key = self.0.prepare_cached(claim.sql())?;
         let claimed: Option<String> = claim_key
             .query_row(
                 params![
@@ -320,6 +363,30 @@ impl FireTx for Writer<'_> {
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
         self.execute(RELEASE_KEY, params![org_id, claim.scope, claim.key])
     }
+
+    async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> rusqlite::Result<()> {
+        self.execute(
+            INSERT_DELIVERY,
+            params![
+                a.id,
+                a.org_id,
+                a.connection_id,
+                a.provider,
+                a.event,
+                v.status.as_str(),
+                v.reason,
+                v.http_status,
+                a.received_at_ms,
+                a.trigger_id,
+                v.trigger_instance_id,
+                serde_json::to_string(&v.run_ids).expect("strings serialise"),
+                a.replay_of,
+                a.headers,
+                a.body_bytes,
+                a.body
+            ],
+        )
+    }
 }
 
 fn key_holder_row(row: &Row<'_>) -> rusqlite::Result<KeyHolderRow> {
@@ -352,6 +419,7 @@ mod tests {
                 scope: "api".into(),
                 key: key.into(),
                 request_hash: "hash".into(),
+                reclaim_unfired: false,
             }),
             mode: FireMode::Ignore(IgnoreReason::EventNotMapped),
             contact_email: None,
@@ -362,6 +430,7 @@ mod tests {
             release_key_without_runs: false,
             now_ms: 1_000,
             key_expired_before_ms: 0,
+            delivery: None,
         }
     }
 
@@ -396,14 +465,20 @@ mod tests {
         let jobs: Vec<Job> = writes
             .into_iter()
             .map(|write| Job {
-                write,
+                work: Work::Fire(Box::new(write)),
                 reply: oneshot::channel().0,
             })
             .collect();
         let results = commit_batch(&mut conn, &jobs).unwrap();
 
-        assert!(matches!(results[0], Ok(FireWritten::Recorded(_))));
-        assert!(matches!(results[1], Ok(FireWritten::Recorded(_))));
+        assert!(matches!(
+            results[0],
+            Ok(Done::Fire(FireWritten::Recorded(_)))
+        ));
+        assert!(matches!(
+            results[1],
+            Ok(Done::Fire(FireWritten::Recorded(_)))
+        ));
         assert!(matches!(results[2], Err(FireError::Sqlite(_))));
         assert_eq!(count(&conn, "trigger_instances"), 2);
         // The failed fire's key claim was rolled back with it: a retry can fire.

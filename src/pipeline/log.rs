@@ -1,0 +1,144 @@
+//! What the delivery log keeps of a request, and the background writer of rejected
+//! deliveries.
+//!
+//! Accepted deliveries are logged by their fire's transaction. Rejected ones have no
+//! transaction of their own and arrive fastest when someone floods a receive URL, so they
+//! are queued and written in batches; when the queue is full they are dropped and counted
+//! (`firehook_deliveries_dropped_total`) rather than slowing the receive path down.
+
+use adapters::Headers;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::store::{LoggedDelivery, Store};
+
+/// Rejected deliveries waiting to be written; more are dropped.
+const QUEUE: usize = 4096;
+/// The most rejected deliveries one transaction writes.
+const BATCH: usize = 256;
+
+/// What is stored instead of a secret-bearing header value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Headers that carry a signature, a token or a credential, by exact name.
+const SECRET_HEADERS: &[&str] = &[
+    "svix-signature",
+    "webhook-signature",
+    "stripe-signature",
+    "x-shopify-hmac-sha256",
+    "shopify-hmac-sha256",
+    "workos-signature",
+    "x-webhook-signature",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
+/// Name fragments that mark a header as secret-bearing whatever the sender calls it.
+const SECRET_FRAGMENTS: &[&str] = &["signature", "token", "secret", "auth", "hmac", "cookie"];
+
+fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_HEADERS.contains(&name.as_str()) || SECRET_FRAGMENTS.iter().any(|f| name.contains(f))
+}
+
+/// The headers as a JSON object, secret-bearing values redacted; repeated headers are
+/// joined with `, `. The query string is not kept: URL-token providers carry their secret
+/// there.
+pub fn redacted_headers(headers: &Headers) -> String {
+    let mut out = Map::new();
+    for (name, value) in headers.iter() {
+        let value = if is_secret(name) { REDACTED } else { value };
+        match out.get_mut(name) {
+            Some(Value::String(joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            _ => {
+                out.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+    }
+    Value::Object(out).to_string()
+}
+
+/// The queue in front of the background writer.
+#[derive(Clone)]
+pub struct RejectedLog {
+    queue: mpsc::Sender<LoggedDelivery>,
+    metrics: Metrics,
+}
+
+impl RejectedLog {
+    /// Starts the writer on the current Tokio runtime; it stops when every sender is gone.
+    pub fn start(store: Store, metrics: Metrics) -> RejectedLog {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, metrics.clone(), waiting));
+        RejectedLog { queue, metrics }
+    }
+
+    pub fn push(&self, delivery: LoggedDelivery) {
+        if self.queue.try_send(delivery).is_err() {
+            self.metrics
+                .deliveries_dropped
+                .with_label_values(&["queue_full"])
+                .inc();
+        }
+    }
+}
+
+async fn write_batches(
+    store: Store,
+    metrics: Metrics,
+    mut waiting: mpsc::Receiver<LoggedDelivery>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while waiting.recv_many(&mut batch, BATCH).await > 0 {
+        let count = batch.len();
+        if let Err(e) = store.log_deliveries(std::mem::take(&mut batch)).await {
+            tracing::error!(error = %e, count, "logging rejected deliveries failed");
+            metrics
+                .deliveries_dropped
+                .with_label_values(&["write_failed"])
+                .inc_by(count as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_bearing_headers_are_redacted() {
+        let headers: Headers = [
+            ("Svix-Id", "msg_1"),
+            ("Svix-Signature", "v1,abc"),
+            ("Stripe-Signature", "t=1,v1=ff"),
+            ("X-Shopify-Hmac-Sha256", "mac"),
+            ("Authorization", "Bearer s3cret"),
+            ("Cookie", "session=1"),
+            ("X-Custom-Token", "t0k"),
+            ("Accept", "a"),
+            ("Accept", "b"),
+        ]
+        .into_iter()
+        .collect();
+        let stored: Value = serde_json::from_str(&redacted_headers(&headers)).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({
+                "svix-id": "msg_1",
+                "svix-signature": REDACTED,
+                "stripe-signature": REDACTED,
+                "x-shopify-hmac-sha256": REDACTED,
+                "authorization": REDACTED,
+                "cookie": REDACTED,
+                "x-custom-token": REDACTED,
+                "accept": "a, b",
+            })
+        );
+    }
+}
