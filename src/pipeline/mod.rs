@@ -255,19 +255,7 @@ impl Pipeline {
                 return Ok(self.reject(connection, headers, body_bytes, Rejection::Signature(e)));
             }
         };
-        let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: provider.slug().to_owned(),
-            event: None,
-            received_at_ms: now_ms,
-            trigger_id: None,
-            headers,
-            body_bytes: body_bytes as i64,
-            body: None,
-            replay_of: None,
-        };
+        let arrival = arrival(connection, now_ms, headers, body_bytes);
         self.fire_verified(connection, &verified, arrival, None)
             .await
     }
@@ -305,17 +293,13 @@ impl Pipeline {
             .collect();
         let verified = adapters::Verified::read_back(connection.provider, headers, body.to_vec());
         let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: connection.provider.slug().to_owned(),
-            event: None,
-            received_at_ms: self.clock.now_ms(),
-            trigger_id: None,
-            headers: stored.headers.to_string(),
-            body_bytes: body.len() as i64,
-            body: None,
             replay_of: Some(stored.row.id.clone()),
+            ..arrival(
+                connection,
+                self.clock.now_ms(),
+                stored.headers.to_string(),
+                body.len(),
+            )
         };
         let replay = Replay { force };
         self.fire_verified(connection, &verified, arrival, Some(replay))
@@ -413,19 +397,7 @@ impl Pipeline {
         body_bytes: usize,
         rejection: Rejection,
     ) -> Delivered {
-        let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: connection.provider.slug().to_owned(),
-            event: None,
-            received_at_ms: self.clock.now_ms(),
-            trigger_id: None,
-            headers,
-            body_bytes: body_bytes as i64,
-            body: None,
-            replay_of: None,
-        };
+        let arrival = arrival(connection, self.clock.now_ms(), headers, body_bytes);
         self.rejected.push(rejected(arrival, &rejection));
         Delivered::Rejected(rejection)
     }
@@ -721,6 +693,28 @@ fn rejected(arrival: Arrival, rejection: &Rejection) -> LoggedDelivery {
             trigger_instance_id: None,
             run_ids: vec![],
         },
+    }
+}
+
+/// The log record of a request on `connection`, before it is known what it came to.
+fn arrival(
+    connection: &LiveConnection,
+    received_at_ms: i64,
+    headers: String,
+    body_bytes: usize,
+) -> Arrival {
+    Arrival {
+        id: ids::new_ordered_id(ids::DELIVERY),
+        org_id: connection.row.org_id.clone(),
+        connection_id: connection.row.id.clone(),
+        provider: connection.provider.slug().to_owned(),
+        event: None,
+        received_at_ms,
+        trigger_id: None,
+        headers,
+        body_bytes: body_bytes as i64,
+        body: None,
+        replay_of: None,
     }
 }
 
