@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -15,6 +16,7 @@ pub struct Settings {
     pub fire: FireSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub outbound: OutboundSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +55,22 @@ impl SqliteSynchronous {
 pub struct FireSettings {
     pub idempotency_window_secs: u64,
     pub cache_capacity: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboundSettings {
+    pub timeout_s: f64,
+    /// Seconds to wait before each retry; the delivery fails after the last one.
+    pub retry_schedule: Vec<f64>,
+    pub max_in_flight_per_endpoint: usize,
+    pub allow_private_urls: bool,
+    pub poll_interval_ms: u64,
+}
+
+impl OutboundSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_s.max(0.001))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

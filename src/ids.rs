@@ -9,6 +9,11 @@ pub const TRIGGER_INSTANCE: &str = "tin";
 pub const CONNECTION: &str = "con";
 pub const SECRET: &str = "sec";
 pub const REQUEST: &str = "req";
+pub const SUBSCRIPTION: &str = "whs";
+pub const EVENT: &str = "evt";
+pub const OUTBOUND_DELIVERY: &str = "whd";
+/// A request on a receive URL (inbound delivery).
+pub const DELIVERY: &str = "dlv";
 
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new())

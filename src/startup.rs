@@ -7,12 +7,14 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use tokio::task::JoinHandle;
 
 use crate::auth;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::outbound::Dispatcher;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
@@ -20,6 +22,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    dispatcher: JoinHandle<()>,
 }
 
 impl Application {
@@ -44,6 +47,13 @@ impl Application {
             Duration::from_secs(settings.fire.idempotency_window_secs),
             settings.fire.cache_capacity,
         );
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            settings.outbound.clone(),
+        )?
+        .spawn();
         let workers = settings.server.workers;
         let state = web::Data::new(Arc::new(AppState {
             store: store.clone(),
@@ -67,6 +77,7 @@ impl Application {
             port,
             server: server.run(),
             store,
+            dispatcher,
         })
     }
 
@@ -75,9 +86,11 @@ impl Application {
     }
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
-    /// requests and closes the database.
+    /// requests, stops the outbound dispatcher and closes the database. Deliveries it was
+    /// sending are sent again after their leases run out.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.dispatcher.abort();
         self.store.close().await;
         result
     }

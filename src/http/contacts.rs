@@ -2,13 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::Org;
 use super::body;
 use super::error::ApiError;
 use super::{page, State};
-use crate::clock::rfc3339;
 use crate::domain::Email;
 use crate::store::ContactRow;
 
@@ -21,15 +20,7 @@ struct Query {
 }
 
 fn render(c: &ContactRow) -> Value {
-    json!({
-        "email": c.email,
-        "firstName": c.first_name,
-        "lastName": c.last_name,
-        "subscribed": c.subscribed,
-        "customFields": serde_json::from_str::<Value>(&c.custom_fields).unwrap_or_else(|_| json!({})),
-        "createdAt": rfc3339(c.created_at),
-        "updatedAt": rfc3339(c.updated_at),
-    })
+    c.to_json()
 }
 
 pub async fn get_or_list(

@@ -28,7 +28,7 @@ use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
     FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim, LiveConnection, LoadError,
-    StartedRun, Store,
+    RejectedDelivery, StartedRun, Store,
 };
 use dedupe::{Claimed, Claims};
 use schema::Resolved;
@@ -183,6 +183,7 @@ impl Pipeline {
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
                     .inc();
+                self.report_rejection(connection, e.reason(), now_ms).await;
                 return Ok(Delivered::Rejected(Rejection::Signature(e)));
             }
         };
@@ -207,6 +208,25 @@ impl Pipeline {
             trigger_id,
             outcome,
         })
+    }
+
+    /// Tells the org's webhook subscribers (`delivery.rejected`). The request is refused
+    /// either way, so a failure to record it is logged, not answered.
+    async fn report_rejection(&self, connection: &LiveConnection, reason: &str, now_ms: i64) {
+        let rejected = RejectedDelivery {
+            org_id: &connection.row.org_id,
+            delivery_id: &ids::new_id(ids::DELIVERY),
+            connection_id: &connection.row.id,
+            provider: connection.provider.slug(),
+            reason,
+            now_ms,
+        };
+        if let Err(e) = self.store.record_rejected_delivery(&rejected).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "recording delivery.rejected failed"
+            );
+        }
     }
 
     /// What a mapped delivery writes: a run of its trigger for the resolved contact, or an

@@ -10,6 +10,8 @@ mod connections;
 mod contacts;
 mod fire;
 mod keys;
+mod outbound;
+mod outbox;
 mod runs;
 mod triggers;
 
@@ -22,6 +24,11 @@ pub use fire::{
     StartedRun,
 };
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use outbound::{
+    AttemptRecord, AttemptRow, Claim, DeliveryFilter, DeliveryRow, Next, QueueStats,
+    SubscriptionRow,
+};
+pub use outbox::{example_message, RejectedDelivery};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
 pub use triggers::TriggerRow;
 
@@ -31,6 +38,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::Notify;
 
 use crate::config::{DatabaseSettings, SqliteSynchronous};
 
@@ -38,6 +46,8 @@ use crate::config::{DatabaseSettings, SqliteSynchronous};
 pub struct Store {
     backend: Backend,
     caches: Arc<cache::Caches>,
+    /// Told after a commit that wrote outbound events, so the dispatcher sends them at once.
+    outbox: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -122,6 +132,7 @@ impl Store {
         Ok(Store {
             backend,
             caches: Arc::new(cache::Caches::new()),
+            outbox: Arc::new(Notify::new()),
         })
     }
 
@@ -138,6 +149,16 @@ impl Store {
     /// Answers whether the database takes a query.
     pub async fn ping(&self) -> sqlx::Result<()> {
         with_read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Wakes the outbound dispatcher: new events are committed.
+    pub(crate) fn outbox_written(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// Completes when events were committed since the last call returned.
+    pub async fn outbox_notified(&self) {
+        self.outbox.notified().await
     }
 
     pub async fn close(&self) {

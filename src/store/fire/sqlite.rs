@@ -11,6 +11,7 @@
 //! finish on one thread, with prepared statements kept between batches.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
@@ -25,7 +26,10 @@ use super::{
 };
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
-use crate::store::SQLITE_BUSY_TIMEOUT;
+use crate::store::outbox::{
+    ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY, INSERT_EVENT,
+};
+use crate::store::{ContactRow, SQLITE_BUSY_TIMEOUT};
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
@@ -41,6 +45,8 @@ pub(in crate::store) struct Committer {
 
 struct Job {
     write: FireWrite,
+    /// The org's subscriptions, which decide the outbound events the fire writes.
+    subscribers: Arc<Subscribers>,
     reply: oneshot::Sender<Result<FireWritten, FireError>>,
 }
 
@@ -60,10 +66,18 @@ impl Committer {
         Ok(Committer { jobs })
     }
 
-    pub(super) async fn submit(&self, write: FireWrite) -> Result<FireWritten, FireError> {
+    pub(super) async fn submit(
+        &self,
+        write: FireWrite,
+        subscribers: Arc<Subscribers>,
+    ) -> Result<FireWritten, FireError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { write, reply })
+            .send(Job {
+                write,
+                subscribers,
+                reply,
+            })
             .await
             .map_err(|_| FireError::WriterStopped)?;
         answer.await.map_err(|_| FireError::WriterStopped)?
@@ -135,7 +149,7 @@ fn commit_together(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         // The statements never wait, so the future completes on its first poll.
-        match block_on(write_fire(&mut Writer(&tx), &job.write)) {
+        match block_on(write_fire(&mut Writer(&tx), &job.write, &job.subscribers)) {
             Ok(written) => results.push(Ok(written)),
             Err(e) => {
                 tracing::warn!(error = %e, "a fire failed; writing its batch fire by fire");
@@ -156,7 +170,11 @@ fn commit_one_by_one(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let savepoint = tx.savepoint()?;
-        let written = block_on(write_fire(&mut Writer(&savepoint), &job.write));
+        let written = block_on(write_fire(
+            &mut Writer(&savepoint),
+            &job.write,
+            &job.subscribers,
+        ));
         if matches!(written, Ok(FireWritten::Recorded(_))) {
             savepoint.commit()?;
         } else {
@@ -210,7 +228,11 @@ impl FireTx for Writer<'_> {
         key_holder.query_row(params![org_id, claim.scope, claim.key], key_holder_row)
     }
 
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> rusqlite::Result<()> {
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &Email,
+    ) -> rusqlite::Result<ContactChange> {
         let email = email.as_str();
         // The committer is SQLite's only writer of fires, so reading the stored fields and
         // writing the merge back needs no lock.
@@ -219,6 +241,7 @@ impl FireTx for Writer<'_> {
             .prepare_cached("SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2")?
             .query_row(params![w.org_id, email], |row| row.get(0))
             .optional()?;
+        let created = stored.is_none();
         let mut fields: Map<String, Value> = match stored {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
@@ -232,18 +255,35 @@ impl FireTx for Writer<'_> {
         let c = &w.contact;
         fields.extend(c.custom_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fields = Value::Object(fields).to_string();
-        self.execute(
-            upsert_contact!("excluded.custom_fields"),
-            params![
-                w.org_id,
-                email,
-                c.first_name,
-                c.last_name,
-                c.subscribed,
-                fields,
-                w.now_ms
-            ],
-        )?;
+        let row = self
+            .0
+            .prepare_cached(concat!(
+                upsert_contact!("excluded.custom_fields"),
+                " RETURNING email, first_name, last_name, subscribed, custom_fields, \
+                 created_at, updated_at"
+            ))?
+            .query_row(
+                params![
+                    w.org_id,
+                    email,
+                    c.first_name,
+                    c.last_name,
+                    c.subscribed,
+                    fields,
+                    w.now_ms
+                ],
+                |row| {
+                    Ok(ContactRow {
+                        email: row.get(0)?,
+                        first_name: row.get(1)?,
+                        last_name: row.get(2)?,
+                        subscribed: row.get(3)?,
+                        custom_fields: row.get(4)?,
+                        created_at: row.get(5)?,
+                        updated_at: row.get(6)?,
+                    })
+                },
+            )?;
         for (key, value) in &c.custom_fields {
             self.execute(
                 "INSERT INTO contact_fields (org_id, key, type, created_at) \
@@ -259,7 +299,7 @@ impl FireTx for Writer<'_> {
                 params![w.org_id, field, value, email],
             )?;
         }
-        Ok(())
+        Ok(ContactChange { created, row })
     }
 
     async fn published(&mut self, trigger_id: &str) -> rusqlite::Result<Vec<Published>> {
@@ -319,6 +359,30 @@ impl FireTx for Writer<'_> {
 
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
         self.execute(RELEASE_KEY, params![org_id, claim.scope, claim.key])
+    }
+
+    async fn outbox(&mut self, events: &[OutboundEvent]) -> rusqlite::Result<()> {
+        for e in events {
+            let ty = e.event_type.as_str();
+            self.execute(
+                INSERT_EVENT,
+                params![e.id, e.org_id, ty, e.body, e.created_at],
+            )?;
+            for (delivery_id, subscription_id) in &e.deliveries {
+                self.execute(
+                    INSERT_DELIVERY,
+                    params![
+                        delivery_id,
+                        e.org_id,
+                        e.id,
+                        subscription_id,
+                        ty,
+                        e.created_at
+                    ],
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -397,6 +461,7 @@ mod tests {
             .into_iter()
             .map(|write| Job {
                 write,
+                subscribers: Default::default(),
                 reply: oneshot::channel().0,
             })
             .collect();
