@@ -5,5 +5,6 @@ mod helpers;
 
 mod api;
 mod fire;
+mod outbound;
 mod processes;
 mod receive;
