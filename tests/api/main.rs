@@ -6,5 +6,6 @@ mod helpers;
 mod api;
 mod fire;
 mod outbound;
+mod outbound_processes;
 mod processes;
 mod receive;

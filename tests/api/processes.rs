@@ -9,19 +9,25 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, Reply, API_KEY};
 
-struct Gateway {
+pub struct Gateway {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Gateway {
-    async fn start(database_url: &str) -> Gateway {
+    pub async fn start(database_url: &str) -> Gateway {
+        Gateway::start_with(database_url, &[]).await
+    }
+
+    /// A gateway with extra command-line arguments (e.g. `--config FILE`).
+    pub async fn start_with(database_url: &str, args: &[&str]) -> Gateway {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_firehook"))
+            .args(args)
             .arg("serve")
             .env("FIREHOOK__DATABASE__URL", database_url)
             .env("FIREHOOK__SERVER__BIND", format!("127.0.0.1:{port}"))
@@ -51,7 +57,7 @@ impl Gateway {
         panic!("firehook did not become ready on {}", gateway.base);
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
@@ -64,7 +70,7 @@ impl Drop for Gateway {
     }
 }
 
-async fn call(
+pub async fn call(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -78,7 +84,7 @@ async fn call(
 }
 
 /// A trigger with one published automation; answers the trigger id.
-async fn published_trigger(client: &reqwest::Client, base: &str) -> String {
+pub async fn published_trigger(client: &reqwest::Client, base: &str) -> String {
     let schema = json!({"title": "t", "payloadSchema": {"fields": [{"key": "email", "type": "string", "required": true}]}});
     let trigger = call(
         client,
