@@ -294,6 +294,20 @@ impl Store {
             Backend::Postgres(_) => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite { .. } => "",
         };
+        // Most polls find nothing due: a read answers them without taking SQLite's write
+        // lock from the fire committer.
+        let due: Option<i32> = with_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' \
+                 AND next_attempt_at <= $1 LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        if due.is_none() {
+            return Ok(vec![]);
+        }
         let claim = CLAIM.replace("{lock}", lock);
         let claimed = with_write!(self, pool => {
             sqlx::query(&claim)

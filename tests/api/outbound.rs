@@ -242,6 +242,118 @@ async fn each_fire_is_one_event_delivered_after_retries(backend: Backend) {
     }
     let pending = deliveries(&app, "status=pending").await;
     assert!(pending.is_empty(), "{pending:?}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"firehook_outbound_attempts_total{outcome="succeeded"} 50"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"firehook_outbound_attempts_total{outcome="http_error"} 100"#));
+    assert!(metrics.contains("firehook_outbound_delivery_latency_seconds_count 50"));
+}
+
+/// The delivery log's entry once `done` holds for it; panics after ten seconds.
+async fn delivery_when(app: &TestApp, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = deliveries(app, query).await;
+        if let Some(row) = rows.into_iter().find(&done) {
+            return row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no delivery of {query} got there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An endpoint answering 410 Gone has its subscription disabled and the delivery failed;
+/// once fixed, a retry from the log sends the same event again.
+async fn gone_disables_the_subscription_and_a_retry_sends_again(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), outbound_settings).await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    let (id, secret) = subscribe(
+        &app,
+        &receiver.url("/gone?status=410"),
+        json!(["trigger.fired"]),
+    )
+    .await;
+    receiver.set_secrets(&[&secret]).await;
+    fire(&app, &trigger, "gone@b.co").await;
+
+    let query = format!("subscriptionId={id}");
+    let failed = delivery_when(&app, &query, |d| d["status"] == "failed").await;
+    assert_eq!(failed["attempts"].as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed["attempts"][0]["httpStatus"], 410);
+    let path = format!("/v1/webhook-subscriptions/{id}");
+    assert_eq!(app.get(&path).await.body["enabled"], false);
+
+    let fixed = app
+        .patch(
+            &path,
+            &json!({"url": receiver.url("/hook"), "enabled": true}),
+        )
+        .await;
+    assert_eq!(fixed.status, 200, "{:?}", fixed.body);
+    let delivery = failed["deliveryId"].as_str().unwrap();
+    let retried = app
+        .post(
+            &format!("/v1/webhook-subscriptions/deliveries/{delivery}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(retried.status, 202, "{:?}", retried.body);
+    let log = receiver
+        .wait_for(Duration::from_secs(10), |log| {
+            accepted(log, "/hook").count() == 1
+        })
+        .await;
+    let resent = accepted(&log, "/hook").next().unwrap();
+    assert_eq!(
+        resent["webhookId"], log[0]["webhookId"],
+        "the same event, the same id"
+    );
+    let succeeded = delivery_when(&app, &query, |d| d["status"] == "succeeded").await;
+    assert_eq!(succeeded["attempts"].as_array().unwrap().len(), 2);
+}
+
+/// A URL saved when it was public but resolving inward at send time (DNS rebinding) is
+/// refused by the dispatcher, after resolution, and never called.
+async fn a_private_address_is_refused_at_send_time(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), |s| {
+        s.outbound.retry_schedule = vec![];
+    })
+    .await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    // Written behind the API's back, as if `localhost` had resolved outward when saved.
+    let store =
+        firehook::store::Store::connect(&crate::helpers::test_settings(&app.database_url).database)
+            .await
+            .unwrap();
+    let port = receiver.base.rsplit(':').next().unwrap();
+    let subscription = firehook::store::SubscriptionRow {
+        id: "whs_rebound".into(),
+        org_id: store.first_org().await.unwrap().unwrap(),
+        url: format!("http://localhost:{port}/hook"),
+        events: r#"["*"]"#.into(),
+        description: None,
+        enabled: true,
+        secret: firehook::outbound::sign::new_secret(),
+        previous_secret: None,
+        previous_expires_at: None,
+        created_at: 0,
+        updated_at: 0,
+    };
+    store.insert_subscription(&subscription).await.unwrap();
+    fire(&app, &trigger, "rebind@b.co").await;
+
+    let failed = delivery_when(&app, "eventType=trigger.fired", |d| d["status"] == "failed").await;
+    let error = failed["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("private, loopback"), "{error}");
+    assert!(receiver.log().await.0.is_empty(), "the receiver was called");
 }
 
 /// `["*"]` gets every type, a filtered subscription only its types, `[]` nothing.
@@ -537,6 +649,8 @@ async fn bad_subscriptions_are_refused(backend: Backend) {
 
 crate::each_backend!(
     each_fire_is_one_event_delivered_after_retries,
+    gone_disables_the_subscription_and_a_retry_sends_again,
+    a_private_address_is_refused_at_send_time,
     subscriptions_get_the_event_types_they_ask_for,
     a_rotated_secret_and_the_old_one_both_verify,
     bad_subscriptions_are_refused,
