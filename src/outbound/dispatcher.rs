@@ -21,6 +21,9 @@ use crate::store::{AttemptRecord, Claim, Next, Store};
 
 /// Deliveries one process holds (claimed, queued for their endpoint or in flight) at once.
 const MAX_HELD: usize = 512;
+/// Deliveries held for one endpoint, as a multiple of its concurrency: a slow endpoint
+/// with a backlog must not take every slot from the others.
+const HELD_PER_PERMIT: usize = 4;
 /// The part of a response body kept in the attempt log.
 const EXCERPT_BYTES: usize = 1024;
 /// How often the queue depth and oldest pending age are refreshed.
@@ -42,13 +45,64 @@ struct Inner {
     settings: OutboundSettings,
     /// Names this process's claims.
     owner: String,
-    held: Mutex<HashSet<String>>,
+    held: Mutex<Held>,
     /// Subscription id -> its permits of `max_in_flight_per_endpoint`.
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Set when the last claim filled every free slot: more may be due right away.
     saturated: AtomicBool,
     /// Told when a held delivery is done, while saturated.
     freed: Notify,
+}
+
+/// The deliveries this process holds, and how many per subscription.
+#[derive(Default)]
+struct Held {
+    ids: HashSet<String>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl Held {
+    /// Takes `claim` unless it is held already or its endpoint has `cap` held.
+    fn take(&mut self, claim: &Claim, cap: usize) -> Taken {
+        if self.ids.contains(&claim.id) {
+            return Taken::AlreadyHeld;
+        }
+        let count = self
+            .per_endpoint
+            .entry(claim.subscription_id.clone())
+            .or_default();
+        if *count >= cap {
+            return Taken::EndpointFull;
+        }
+        *count += 1;
+        self.ids.insert(claim.id.clone());
+        Taken::Yes
+    }
+
+    fn release(&mut self, claim: &Claim) {
+        self.ids.remove(&claim.id);
+        if let Some(count) = self.per_endpoint.get_mut(&claim.subscription_id) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_endpoint.remove(&claim.subscription_id);
+            }
+        }
+    }
+
+    /// Subscriptions with `cap` deliveries held, which a claim skips.
+    fn full(&self, cap: usize) -> Vec<String> {
+        self.per_endpoint
+            .iter()
+            .filter(|(_, &n)| n >= cap)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+enum Taken {
+    Yes,
+    AlreadyHeld,
+    EndpointFull,
 }
 
 /// What one attempt came to.
@@ -86,7 +140,7 @@ impl Dispatcher {
                 client: client.build()?,
                 settings,
                 owner: ids::new_id("dsp"),
-                held: Mutex::new(HashSet::new()),
+                held: Mutex::new(Held::default()),
                 endpoints: Mutex::new(HashMap::new()),
                 saturated: AtomicBool::new(false),
                 freed: Notify::new(),
@@ -129,30 +183,39 @@ impl Dispatcher {
         self.inner.settings.timeout().as_millis() as i64
     }
 
+    fn held_per_endpoint(&self) -> usize {
+        self.inner.settings.max_in_flight_per_endpoint.max(1) * HELD_PER_PERMIT
+    }
+
     async fn claim(&self) -> sqlx::Result<()> {
-        let free = MAX_HELD.saturating_sub(self.inner.held.lock().expect("held").len());
+        let cap = self.held_per_endpoint();
+        let (free, full) = {
+            let held = self.inner.held.lock().expect("held");
+            (MAX_HELD.saturating_sub(held.ids.len()), held.full(cap))
+        };
         if free == 0 {
             return Ok(());
         }
         let now = self.inner.clock.now_ms();
-        let claims = self
-            .inner
-            .store
-            .claim_deliveries(&self.inner.owner, now, now + self.lease_ms(), free as i64)
+        let store = &self.inner.store;
+        let owner = &self.inner.owner;
+        let claims = store
+            .claim_deliveries(owner, now, now + self.lease_ms(), free as i64, &full)
             .await?;
         self.inner
             .saturated
             .store(claims.len() >= free, Ordering::Relaxed);
         for claim in claims {
-            // A delivery renewed in the same millisecond as a claim comes back with it.
-            if self
-                .inner
-                .held
-                .lock()
-                .expect("held")
-                .insert(claim.id.clone())
-            {
-                tokio::spawn(self.clone().deliver(claim));
+            let taken = self.inner.held.lock().expect("held").take(&claim, cap);
+            match taken {
+                Taken::Yes => {
+                    tokio::spawn(self.clone().deliver(claim));
+                }
+                // A delivery renewed in the same millisecond as a claim comes back with it.
+                Taken::AlreadyHeld => {}
+                // One claim can bring many of one endpoint's deliveries; the rest wait
+                // in the database, where any process may take them.
+                Taken::EndpointFull => store.release_lease(&claim.id, owner).await?,
             }
         }
         Ok(())
@@ -176,7 +239,7 @@ impl Dispatcher {
             // The lease runs out and the delivery is claimed again.
             tracing::warn!(delivery = %claim.id, error = %e, "recording an outbound attempt failed");
         }
-        self.inner.held.lock().expect("held").remove(&claim.id);
+        self.inner.held.lock().expect("held").release(&claim);
         if self.inner.saturated.load(Ordering::Relaxed) {
             self.inner.freed.notify_one();
         }
@@ -371,5 +434,49 @@ impl Attempt {
             excerpt: None,
             outcome: "skipped",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: usize, subscription: &str) -> Claim {
+        Claim {
+            id: format!("whd_{id}"),
+            org_id: "org_1".into(),
+            event_id: format!("evt_{id}"),
+            subscription_id: subscription.into(),
+            attempts: 0,
+            retry_step: 0,
+            created_at: 0,
+            lease_until: 0,
+            body: "{}".into(),
+            url: "https://example.com".into(),
+            enabled: true,
+            deleted_at: None,
+            secret: String::new(),
+            previous_secret: None,
+            previous_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_backlogged_endpoint_leaves_slots_to_the_others() {
+        let mut held = Held::default();
+        let taken = (0..40)
+            .filter(|&i| matches!(held.take(&claim(i, "whs_slow"), 32), Taken::Yes))
+            .count();
+        assert_eq!(taken, 32);
+        assert_eq!(held.full(32), ["whs_slow"]);
+        assert!(matches!(held.take(&claim(99, "whs_other"), 32), Taken::Yes));
+        assert!(matches!(
+            held.take(&claim(99, "whs_other"), 32),
+            Taken::AlreadyHeld
+        ));
+
+        held.release(&claim(0, "whs_slow"));
+        assert!(held.full(32).is_empty());
+        assert!(matches!(held.take(&claim(40, "whs_slow"), 32), Taken::Yes));
     }
 }

@@ -127,12 +127,20 @@ const COLUMNS: &str = "id, org_id, url, events, description, enabled, secret, pr
 const DELIVERY_COLUMNS: &str = "id, subscription_id, event_id, event_type, status, attempts, \
                                 next_attempt_at, created_at, updated_at";
 
-/// Picks due deliveries nobody holds; `{lock}` is PostgreSQL's row locking, so concurrent
-/// claims from several processes skip each other's rows instead of waiting or doubling.
-const CLAIM: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+/// Picks due deliveries nobody holds, except those of the subscriptions in `$5`.
+/// PostgreSQL locks the picked rows and skips rows locked by a concurrent claim, so several
+/// processes never take the same delivery.
+const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-     ORDER BY next_attempt_at LIMIT $4 {lock})";
+     AND NOT (subscription_id = ANY($5)) \
+     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+/// The same on SQLite, whose single writer serialises claims; `$5` is a JSON array.
+const CLAIM_SQLITE: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
+     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+     AND subscription_id NOT IN (SELECT value FROM json_each($5)) \
+     ORDER BY next_attempt_at LIMIT $4)";
 
 const CLAIMED: &str = "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.attempts, \
      d.retry_step, d.created_at, d.lease_until, e.body, s.url, s.enabled, s.deleted_at, \
@@ -282,18 +290,16 @@ impl Store {
         Ok(())
     }
 
-    /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`, none of the
+    /// subscriptions in `skip`.
     pub async fn claim_deliveries(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
+        skip: &[String],
     ) -> sqlx::Result<Vec<Claim>> {
-        let lock = match self.backend {
-            Backend::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite { .. } => "",
-        };
         // Most polls find nothing due: a read answers them without taking SQLite's write
         // lock from the fire committer.
         let due: Option<i32> = with_read!(self, pool => {
@@ -308,23 +314,47 @@ impl Store {
         if due.is_none() {
             return Ok(vec![]);
         }
-        let claim = CLAIM.replace("{lock}", lock);
-        let claimed = with_write!(self, pool => {
-            sqlx::query(&claim)
+        let claimed = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(CLAIM_POSTGRES)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(now)
                 .bind(limit)
+                .bind(skip)
                 .execute(pool)
                 .await?
-                .rows_affected()
-        });
+                .rows_affected(),
+            Backend::Sqlite { write, .. } => sqlx::query(CLAIM_SQLITE)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .bind(serde_json::json!(skip).to_string())
+                .execute(write)
+                .await?
+                .rows_affected(),
+        };
         if claimed == 0 {
             return Ok(vec![]);
         }
         with_read!(self, pool => {
             sqlx::query_as(CLAIMED).bind(owner).bind(lease_until).fetch_all(pool).await
         })
+    }
+
+    /// Gives a claimed delivery back before its lease ends.
+    pub async fn release_lease(&self, id: &str, owner: &str) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE outbound_deliveries SET leased_by = NULL, lease_until = NULL \
+                 WHERE id = $1 AND leased_by = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Extends `owner`'s lease on a delivery; `false` when another process took it over.
