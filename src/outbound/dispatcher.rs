@@ -46,61 +46,70 @@ struct Inner {
     /// Names this process's claims.
     owner: String,
     held: Mutex<Held>,
-    /// Subscription id -> its permits of `max_in_flight_per_endpoint`.
-    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Set when the last claim filled every free slot: more may be due right away.
     saturated: AtomicBool,
     /// Told when a held delivery is done, while saturated.
     freed: Notify,
 }
 
-/// The deliveries this process holds, and how many per subscription.
+/// The deliveries this process holds, by subscription.
 #[derive(Default)]
 struct Held {
     ids: HashSet<String>,
-    per_endpoint: HashMap<String, usize>,
+    endpoints: HashMap<String, Endpoint>,
+}
+
+/// A subscription's held deliveries and the permits (`max_in_flight_per_endpoint`) they
+/// take turns with; dropped when none is held.
+struct Endpoint {
+    held: usize,
+    permits: Arc<Semaphore>,
 }
 
 impl Held {
-    /// Takes `claim` unless it is held already or its endpoint has `cap` held.
-    fn take(&mut self, claim: &Claim, cap: usize) -> Taken {
+    /// Takes `claim` unless it is held already or its endpoint has `cap` held; a taken
+    /// claim comes with its endpoint's permits.
+    fn take(&mut self, claim: &Claim, cap: usize, permits: usize) -> Taken {
         if self.ids.contains(&claim.id) {
             return Taken::AlreadyHeld;
         }
-        let count = self
-            .per_endpoint
+        let endpoint = self
+            .endpoints
             .entry(claim.subscription_id.clone())
-            .or_default();
-        if *count >= cap {
+            .or_insert_with(|| Endpoint {
+                held: 0,
+                permits: Arc::new(Semaphore::new(permits)),
+            });
+        if endpoint.held >= cap {
             return Taken::EndpointFull;
         }
-        *count += 1;
+        endpoint.held += 1;
         self.ids.insert(claim.id.clone());
-        Taken::Yes
+        Taken::Yes(endpoint.permits.clone())
     }
 
     fn release(&mut self, claim: &Claim) {
         self.ids.remove(&claim.id);
-        if let Some(count) = self.per_endpoint.get_mut(&claim.subscription_id) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_endpoint.remove(&claim.subscription_id);
+        if let Some(endpoint) = self.endpoints.get_mut(&claim.subscription_id) {
+            endpoint.held -= 1;
+            if endpoint.held == 0 {
+                self.endpoints.remove(&claim.subscription_id);
             }
         }
     }
 
     /// Subscriptions with `cap` deliveries held, which a claim skips.
     fn full(&self, cap: usize) -> Vec<String> {
-        self.per_endpoint
+        self.endpoints
             .iter()
-            .filter(|(_, &n)| n >= cap)
+            .filter(|(_, e)| e.held >= cap)
             .map(|(id, _)| id.clone())
             .collect()
     }
 }
 
 enum Taken {
-    Yes,
+    Yes(Arc<Semaphore>),
     AlreadyHeld,
     EndpointFull,
 }
@@ -141,7 +150,6 @@ impl Dispatcher {
                 settings,
                 owner: ids::new_id("dsp"),
                 held: Mutex::new(Held::default()),
-                endpoints: Mutex::new(HashMap::new()),
                 saturated: AtomicBool::new(false),
                 freed: Notify::new(),
             }),
@@ -183,12 +191,9 @@ impl Dispatcher {
         self.inner.settings.timeout().as_millis() as i64
     }
 
-    fn held_per_endpoint(&self) -> usize {
-        self.inner.settings.max_in_flight_per_endpoint.max(1) * HELD_PER_PERMIT
-    }
-
     async fn claim(&self) -> sqlx::Result<()> {
-        let cap = self.held_per_endpoint();
+        let permits = self.inner.settings.max_in_flight_per_endpoint.max(1);
+        let cap = permits * HELD_PER_PERMIT;
         let (free, full) = {
             let held = self.inner.held.lock().expect("held");
             (MAX_HELD.saturating_sub(held.ids.len()), held.full(cap))
@@ -206,10 +211,15 @@ impl Dispatcher {
             .saturated
             .store(claims.len() >= free, Ordering::Relaxed);
         for claim in claims {
-            let taken = self.inner.held.lock().expect("held").take(&claim, cap);
+            let taken = self
+                .inner
+                .held
+                .lock()
+                .expect("held")
+                .take(&claim, cap, permits);
             match taken {
-                Taken::Yes => {
-                    tokio::spawn(self.clone().deliver(claim));
+                Taken::Yes(permits) => {
+                    tokio::spawn(self.clone().deliver(claim, permits));
                 }
                 // A delivery renewed in the same millisecond as a claim comes back with it.
                 Taken::AlreadyHeld => {}
@@ -221,20 +231,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn endpoint(&self, subscription_id: &str) -> Arc<Semaphore> {
-        let permits = self.inner.settings.max_in_flight_per_endpoint.max(1);
-        self.inner
-            .endpoints
-            .lock()
-            .expect("endpoints")
-            .entry(subscription_id.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
-            .clone()
-    }
-
-    async fn deliver(self, claim: Claim) {
-        let endpoint = self.endpoint(&claim.subscription_id);
-        let _permit = endpoint.acquire().await.expect("never closed");
+    async fn deliver(self, claim: Claim, permits: Arc<Semaphore>) {
+        let _permit = permits.acquire().await.expect("never closed");
         if let Err(e) = self.deliver_held(&claim).await {
             // The lease runs out and the delivery is claimed again.
             tracing::warn!(delivery = %claim.id, error = %e, "recording an outbound attempt failed");
@@ -465,18 +463,24 @@ mod tests {
     fn a_backlogged_endpoint_leaves_slots_to_the_others() {
         let mut held = Held::default();
         let taken = (0..40)
-            .filter(|&i| matches!(held.take(&claim(i, "whs_slow"), 32), Taken::Yes))
+            .filter(|&i| matches!(held.take(&claim(i, "whs_slow"), 32, 8), Taken::Yes(_)))
             .count();
         assert_eq!(taken, 32);
         assert_eq!(held.full(32), ["whs_slow"]);
-        assert!(matches!(held.take(&claim(99, "whs_other"), 32), Taken::Yes));
         assert!(matches!(
-            held.take(&claim(99, "whs_other"), 32),
+            held.take(&claim(99, "whs_other"), 32, 8),
+            Taken::Yes(_)
+        ));
+        assert!(matches!(
+            held.take(&claim(99, "whs_other"), 32, 8),
             Taken::AlreadyHeld
         ));
 
         held.release(&claim(0, "whs_slow"));
         assert!(held.full(32).is_empty());
-        assert!(matches!(held.take(&claim(40, "whs_slow"), 32), Taken::Yes));
+        assert!(matches!(
+            held.take(&claim(40, "whs_slow"), 32, 8),
+            Taken::Yes(_)
+        ));
     }
 }

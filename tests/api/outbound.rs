@@ -60,6 +60,17 @@ impl Receiver {
 
     /// Every request received so far, and the most that overlapped for one webhook-id.
     pub async fn log(&self) -> (Vec<Value>, u64) {
+        let log = self.raw_log().await;
+        let concurrent = log["maxConcurrentPerId"].as_u64().unwrap();
+        (log["messages"].as_array().unwrap().clone(), concurrent)
+    }
+
+    /// The most requests that overlapped at any time.
+    pub async fn max_concurrent(&self) -> u64 {
+        self.raw_log().await["maxConcurrent"].as_u64().unwrap()
+    }
+
+    async fn raw_log(&self) -> Value {
         let log: Value = self
             .client
             .get(self.url("/log"))
@@ -69,8 +80,7 @@ impl Receiver {
             .json()
             .await
             .unwrap();
-        let concurrent = log["maxConcurrentPerId"].as_u64().unwrap();
-        (log["messages"].as_array().unwrap().clone(), concurrent)
+        log
     }
 
     /// The log once `done` holds for it; panics after `within`.
@@ -442,6 +452,33 @@ async fn subscriptions_get_the_event_types_they_ask_for(backend: Backend) {
     assert_eq!(listed.len(), 5);
 }
 
+/// A slow endpoint gets no more concurrent requests than `max_in_flight_per_endpoint`.
+async fn an_endpoint_gets_at_most_its_share_of_concurrent_requests(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), |s| {
+        outbound_settings(s);
+        s.outbound.max_in_flight_per_endpoint = 2;
+    })
+    .await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    let (_, secret) = subscribe(
+        &app,
+        &receiver.url("/slow?delay_ms=50"),
+        json!(["trigger.fired"]),
+    )
+    .await;
+    receiver.set_secrets(&[&secret]).await;
+    let emails: Vec<String> = (0..20).map(|i| format!("s{i}@slow.test")).collect();
+    futures::future::join_all(emails.iter().map(|email| fire(&app, &trigger, email))).await;
+    receiver
+        .wait_for(Duration::from_secs(20), |log| {
+            accepted(log, "/slow").count() == 20
+        })
+        .await;
+    let most = receiver.max_concurrent().await;
+    assert!(most <= 2, "{most} requests at once");
+}
+
 /// After a rotation messages verify with the old and the new secret; neither secret is
 /// shown again.
 async fn a_rotated_secret_and_the_old_one_both_verify(backend: Backend) {
@@ -650,6 +687,7 @@ async fn bad_subscriptions_are_refused(backend: Backend) {
 crate::each_backend!(
     each_fire_is_one_event_delivered_after_retries,
     gone_disables_the_subscription_and_a_retry_sends_again,
+    an_endpoint_gets_at_most_its_share_of_concurrent_requests,
     a_private_address_is_refused_at_send_time,
     subscriptions_get_the_event_types_they_ask_for,
     a_rotated_secret_and_the_old_one_both_verify,

@@ -8,7 +8,7 @@ secret. Prints `PORT <n>` once listening on 127.0.0.1, then serves until killed.
       a message: answers 401 if no secret verifies it, 500 to its first N attempts (per
       webhook-id), else S (default 200), after M milliseconds.
   PUT /secrets   {"secrets": ["whsec_...", ...]}   the secrets to verify with
-  GET /log       {"messages": [...], "maxConcurrentPerId": n}
+  GET /log       {"messages": [...], "maxConcurrentPerId": n, "maxConcurrent": n}
 """
 
 import json
@@ -27,6 +27,8 @@ messages = []
 attempts = defaultdict(int)
 in_flight = defaultdict(int)
 max_concurrent = 0
+total_in_flight = 0
+max_total = 0
 
 
 def verifies(secret, body, headers):
@@ -62,10 +64,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         with lock:
-            self.reply(200, {"messages": messages, "maxConcurrentPerId": max_concurrent})
+            self.reply(200, {
+                "messages": messages,
+                "maxConcurrentPerId": max_concurrent,
+                "maxConcurrent": max_total,
+            })
 
     def do_POST(self):
-        global max_concurrent
+        global max_concurrent, total_in_flight, max_total
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         raw = self.body()
@@ -77,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
             attempt = attempts[webhook_id]
             in_flight[webhook_id] += 1
             max_concurrent = max(max_concurrent, in_flight[webhook_id])
+            total_in_flight += 1
+            max_total = max(max_total, total_in_flight)
         try:
             time.sleep(int(query.get("delay_ms", 0)) / 1000)
             verified = [verifies(s, raw, headers) for s in current]
@@ -105,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with lock:
                 in_flight[webhook_id] -= 1
+                total_in_flight -= 1
 
 
 class Server(ThreadingHTTPServer):
