@@ -1,6 +1,6 @@
 //! The one transaction behind every fire: claim the key, upsert the contact, record the
-//! fire, create the runs, write the outbound events. A committed transaction is the only way a fire exists, so an
-//! error at any step leaves nothing behind.
+//! fire, create the runs, write the outbound events it reports. A committed transaction
+//! is the only way a fire exists, so an error at any step leaves nothing behind.
 
 mod postgres;
 mod sqlite;

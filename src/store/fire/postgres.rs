@@ -76,7 +76,8 @@ impl FireTx for PgConnection {
              SELECT $1, i.field, i.value, $2 FROM unnest($10::text[], $11::text[]) AS i(field, value) \
              ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email) ",
             upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
-            // An inserted row has no deleting transaction yet: that tells created from updated.
+            // A freshly inserted row has xmax 0; the row ON CONFLICT updated carries the
+            // updating transaction's id there. That tells contact.created from .updated.
             " RETURNING email, first_name, last_name, subscribed, custom_fields, created_at, \
              updated_at, (xmax = 0) AS created"
         );
