@@ -257,7 +257,8 @@ pub async fn rotate_secret(
     Ok(HttpResponse::Ok().json(render_with_secret(&subscription)))
 }
 
-pub async fn event_types() -> HttpResponse {
+/// Public knowledge, but like every `/v1` route it takes an API key.
+pub async fn event_types(_org: Org) -> HttpResponse {
     let data: Vec<Value> = EventType::ALL
         .iter()
         .map(|&ty| json!({"type": ty, "description": describe(ty), "example": example_message(ty)}))

@@ -450,6 +450,13 @@ async fn subscriptions_get_the_event_types_they_ask_for(backend: Backend) {
         })
         .collect();
     assert_eq!(listed.len(), 5);
+    let anonymous = app
+        .client
+        .get(app.url("/v1/webhook-subscriptions/event-types"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
 
 /// A slow endpoint gets no more concurrent requests than `max_in_flight_per_endpoint`.
