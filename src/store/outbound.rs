@@ -142,12 +142,14 @@ const CLAIM_SQLITE: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease
      AND subscription_id NOT IN (SELECT value FROM json_each($5)) \
      ORDER BY next_attempt_at LIMIT $4)";
 
+/// The deliveries one claim leased; the due range keeps it on the due index.
 const CLAIMED: &str = "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.attempts, \
      d.retry_step, d.created_at, d.lease_until, e.body, s.url, s.enabled, s.deleted_at, \
      s.secret, s.previous_secret, s.previous_expires_at \
      FROM outbound_deliveries d JOIN outbound_events e ON e.id = d.event_id \
      JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-     WHERE d.leased_by = $1 AND d.lease_until = $2 AND d.status = 'pending'";
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+     AND d.leased_by = $1 AND d.lease_until = $2";
 
 impl Store {
     pub async fn insert_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
@@ -338,7 +340,12 @@ impl Store {
             return Ok(vec![]);
         }
         with_read!(self, pool => {
-            sqlx::query_as(CLAIMED).bind(owner).bind(lease_until).fetch_all(pool).await
+            sqlx::query_as(CLAIMED)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_all(pool)
+                .await
         })
     }
 
