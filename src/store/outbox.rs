@@ -262,3 +262,104 @@ pub fn example_message(ty: EventType) -> Value {
         "data": example_data(ty),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::Email;
+    use crate::store::{FireMode, StartedRun};
+
+    fn integration_fire() -> FireWrite {
+        FireWrite {
+            org_id: "org_1".into(),
+            trigger_id: "clerk:con_1:user.created".into(),
+            instance_id: "tin_1".into(),
+            source: "clerk".into(),
+            claim: None,
+            mode: FireMode::Run,
+            contact_email: Email::parse("jane@example.com"),
+            contact: Default::default(),
+            identities: vec![],
+            payload: json!({"email": "jane@example.com"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            warnings: Value::Array(vec![]),
+            release_key_without_runs: false,
+            now_ms: 1_000,
+            key_expired_before_ms: 0,
+        }
+    }
+
+    fn triggered(runs: usize) -> FireRecord {
+        FireRecord {
+            outcome: FireOutcome::Triggered,
+            runs: (0..runs)
+                .map(|i| StartedRun {
+                    run_id: format!("run_{i}"),
+                    automation_id: format!("aut_{i}"),
+                    automation_name: "a".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn subscribers(rows: &[(&str, &str)]) -> Subscribers {
+        Subscribers::from_rows(
+            rows.iter()
+                .map(|(id, events)| (id.to_string(), events.to_string()))
+                .collect(),
+        )
+    }
+
+    fn body(event: &OutboundEvent) -> Value {
+        serde_json::from_str(&event.body).unwrap()
+    }
+
+    #[test]
+    fn a_fire_reports_itself_and_each_run_to_the_subscriptions_that_want_them() {
+        let subs = subscribers(&[
+            ("whs_all", r#"["*"]"#),
+            ("whs_runs", r#"["run.queued"]"#),
+            ("whs_paused", "[]"),
+        ]);
+        let events = fire_events(&subs, &integration_fire(), &triggered(2), None);
+        let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::TriggerFired,
+                EventType::RunQueued,
+                EventType::RunQueued
+            ]
+        );
+        let fired = body(&events[0]);
+        assert_eq!(fired["id"], events[0].id.as_str());
+        assert_eq!(fired["type"], "trigger.fired");
+        assert_eq!(fired["data"]["event"], "user.created");
+        assert_eq!(fired["data"]["source"], "integration");
+        assert_eq!(fired["data"]["provider"], "clerk");
+        assert_eq!(fired["data"]["automationRunIds"], json!(["run_0", "run_1"]));
+        let to = |e: &OutboundEvent| -> Vec<String> {
+            e.deliveries.iter().map(|(_, sub)| sub.clone()).collect()
+        };
+        assert_eq!(to(&events[0]), ["whs_all"]);
+        assert_eq!(to(&events[1]), ["whs_all", "whs_runs"]);
+    }
+
+    #[test]
+    fn nothing_is_written_that_no_subscription_wants() {
+        let fire = integration_fire();
+        assert!(fire_events(&Subscribers::default(), &fire, &triggered(1), None).is_empty());
+        let contacts_only = subscribers(&[("whs_c", r#"["contact.created"]"#)]);
+        assert!(fire_events(&contacts_only, &fire, &triggered(1), None).is_empty());
+        let ignored = FireRecord {
+            outcome: FireOutcome::Ignored,
+            runs: vec![],
+        };
+        let all = subscribers(&[("whs_all", r#"["*"]"#)]);
+        assert!(fire_events(&all, &fire, &ignored, None).is_empty());
+    }
+}
