@@ -272,7 +272,7 @@ pub async fn event_types(_org: Org) -> HttpResponse {
 
 fn describe(ty: EventType) -> &'static str {
     match ty {
-        EventType::TriggerFired => "A trigger fired (API call or verified integration delivery); `payload` is the resolved flat record.",
+        EventType::TriggerFired => "A trigger fired (API call or verified integration delivery); `payload` is the resolved flat record, `event` the provider's event name (null for API fires).",
         EventType::RunQueued => "A fire queued a run of a published automation; one event per run.",
         EventType::ContactCreated => "A fire created a contact; `data` is the contact.",
         EventType::ContactUpdated => "A fire updated an existing contact; `data` is the contact as it is now.",

@@ -118,7 +118,6 @@ pub fn accepted<'a>(log: &'a [Value], path: &'a str) -> impl Iterator<Item = &'a
 pub fn outbound_settings(settings: &mut Settings) {
     settings.outbound.allow_private_urls = true;
     settings.outbound.retry_schedule = vec![0.2, 0.2, 0.2];
-    settings.outbound.timeout_s = 5.0;
 }
 
 async fn subscribe(app: &TestApp, url: &str, events: Value) -> (String, String) {

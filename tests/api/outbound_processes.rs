@@ -12,14 +12,15 @@ use crate::helpers::{Backend, API_KEY};
 use crate::outbound::{accepted, Receiver};
 use crate::processes::{call, published_trigger, Gateway};
 
-/// Short retries, a short timeout (so a dead process's leases end soon), private URLs.
-fn config_file(dir: &std::path::Path) -> PathBuf {
+/// Short retries and private URLs; `timeout_s` also sets how soon a dead process's
+/// leases end (2 x timeout + 1 s).
+fn config_file(dir: &std::path::Path, timeout_s: u32) -> PathBuf {
     let path = dir.join("outbound.toml");
-    std::fs::write(
-        &path,
-        "[outbound]\nallow_private_urls = true\nretry_schedule = [0.2, 0.5, 1]\ntimeout_s = 2\n",
-    )
-    .unwrap();
+    let config = format!(
+        "[outbound]\nallow_private_urls = true\nretry_schedule = [0.2, 0.5, 1]\n\
+         timeout_s = {timeout_s}\n"
+    );
+    std::fs::write(&path, config).unwrap();
     path
 }
 
@@ -83,7 +84,7 @@ fn delivered(log: &[Value]) -> HashMap<String, HashSet<String>> {
 async fn a_killed_gateway_delivers_every_answered_fire_after_restart(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let database_url = backend.fresh_database(dir.path()).await;
-    let config = config_file(dir.path());
+    let config = config_file(dir.path(), 2);
     let args = ["--config", config.to_str().unwrap()];
     let receiver = Receiver::start();
     let mut gateway = Gateway::start_with(&database_url, &args).await;
@@ -121,7 +122,9 @@ async fn two_gateways_share_the_dispatch_and_never_send_one_attempt_twice() {
     };
     let dir = tempfile::tempdir().unwrap();
     let database_url = backend.fresh_database(dir.path()).await;
-    let config = config_file(dir.path());
+    // A long timeout: a send slowed by a busy machine must not be retried, which would
+    // blur "sent once".
+    let config = config_file(dir.path(), 30);
     let args = ["--config", config.to_str().unwrap()];
     let receiver = Receiver::start();
     let a = Gateway::start_with(&database_url, &args).await;
