@@ -141,6 +141,38 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// What an outbound webhook reports.
+    EventType, "event type" {
+        TriggerFired => "trigger.fired",
+        RunQueued => "run.queued",
+        ContactCreated => "contact.created",
+        ContactUpdated => "contact.updated",
+        DeliveryRejected => "delivery.rejected",
+    }
+);
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::TriggerFired,
+        EventType::RunQueued,
+        EventType::ContactCreated,
+        EventType::ContactUpdated,
+        EventType::DeliveryRejected,
+    ];
+}
+
+vocabulary!(
+    /// Where an outbound delivery (one event to one subscription) is.
+    OutboundStatus, "outbound delivery status" {
+        /// Not yet answered 2xx; an attempt is due now or later.
+        Pending => "pending",
+        Succeeded => "succeeded",
+        /// Every retry failed, or the subscription is gone.
+        Failed => "failed",
+    }
+);
+
 /// A contact's key: trimmed and lower-cased, shaped like an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

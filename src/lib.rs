@@ -10,6 +10,7 @@ pub mod domain;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod outbound;
 pub mod pipeline;
 pub mod retention;
 pub mod send_test;

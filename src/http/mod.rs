@@ -9,8 +9,10 @@ mod deliveries;
 pub mod error;
 mod fire;
 mod ops;
+mod outbound_log;
 mod page;
 mod receive;
+mod subscriptions;
 mod triggers;
 
 use std::sync::Arc;
@@ -104,13 +106,46 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/integrations/deliveries/{id}/replay",
                     web::post().to(deliveries::replay),
-                ),
+                )
+                .configure(webhook_subscription_routes),
         )
         .route(
             "/api/integrations/{provider}/webhook/{connection_id}",
             web::post().to(receive::receive),
         )
         .default_service(web::to(ops::not_found));
+}
+
+/// Outbound webhooks. The fixed paths come before `{id}`, which would match them too.
+fn webhook_subscription_routes(cfg: &mut web::ServiceConfig) {
+    const BASE: &str = "/webhook-subscriptions";
+    cfg.route(
+        &format!("{BASE}/event-types"),
+        web::get().to(subscriptions::event_types),
+    )
+    .route(
+        &format!("{BASE}/deliveries"),
+        web::get().to(outbound_log::list),
+    )
+    .route(
+        &format!("{BASE}/deliveries/{{id}}/retry"),
+        web::post().to(outbound_log::retry),
+    )
+    .route(BASE, web::post().to(subscriptions::create))
+    .route(BASE, web::get().to(subscriptions::list))
+    .route(&format!("{BASE}/{{id}}"), web::get().to(subscriptions::get))
+    .route(
+        &format!("{BASE}/{{id}}"),
+        web::patch().to(subscriptions::patch),
+    )
+    .route(
+        &format!("{BASE}/{{id}}"),
+        web::delete().to(subscriptions::delete),
+    )
+    .route(
+        &format!("{BASE}/{{id}}/rotate-secret"),
+        web::post().to(subscriptions::rotate_secret),
+    );
 }
 
 /// Gives every request an id (the caller's `x-request-id` if it sent a sane one) and a

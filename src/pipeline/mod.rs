@@ -36,7 +36,8 @@ use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
     duplicate_of, Arrival, DeliveryDetail, FireError, FireMode, FireRecord, FireWrite, FireWritten,
-    KeyClaim, LiveConnection, LoadError, LoggedDelivery, StartedRun, Store, Verdict,
+    KeyClaim, LiveConnection, LoadError, LoggedDelivery, RejectedDelivery, StartedRun, Store,
+    Verdict,
 };
 use dedupe::{Claimed, Claims};
 use log::RejectedLog;
@@ -252,7 +253,10 @@ impl Pipeline {
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
                     .inc();
-                return Ok(self.reject(connection, headers, body_bytes, Rejection::Signature(e)));
+                let rejection = Rejection::Signature(e);
+                return Ok(self
+                    .reject(connection, headers, body_bytes, rejection)
+                    .await);
             }
         };
         let arrival = arrival(connection, now_ms, headers, body_bytes);
@@ -262,7 +266,7 @@ impl Pipeline {
 
     /// Logs a request refused before the pipeline read it (a disabled connection, a body
     /// over the limit or cut short).
-    pub fn refuse(
+    pub async fn refuse(
         &self,
         connection: &LiveConnection,
         headers: &Headers,
@@ -271,6 +275,7 @@ impl Pipeline {
     ) -> Delivered {
         let headers = log::redacted_headers(headers);
         self.reject(connection, headers, body_bytes, rejection)
+            .await
     }
 
     /// Runs a logged verified delivery through the pipeline again, as it would run now,
@@ -320,8 +325,7 @@ impl Pipeline {
             Ok(delivery) => delivery,
             Err(e) => {
                 let rejection = Rejection::Unreadable(e);
-                self.rejected.push(rejected(arrival, &rejection));
-                return Ok(Delivered::Rejected(rejection));
+                return Ok(self.log_rejection(connection, arrival, rejection).await);
             }
         };
 
@@ -389,8 +393,8 @@ impl Pipeline {
         })
     }
 
-    /// Logs a rejected request (in the background, see [`log`]) and answers it.
-    fn reject(
+    /// Logs a rejected request and answers it.
+    async fn reject(
         &self,
         connection: &LiveConnection,
         headers: String,
@@ -398,6 +402,32 @@ impl Pipeline {
         rejection: Rejection,
     ) -> Delivered {
         let arrival = arrival(connection, self.clock.now_ms(), headers, body_bytes);
+        self.log_rejection(connection, arrival, rejection).await
+    }
+
+    /// Writes a rejected request to the delivery log (in the background, see [`log`]) and
+    /// tells the org's webhook subscribers (`delivery.rejected`, under the log row's id).
+    /// The request is refused either way, so a failure to record it is logged, not answered.
+    async fn log_rejection(
+        &self,
+        connection: &LiveConnection,
+        arrival: Arrival,
+        rejection: Rejection,
+    ) -> Delivered {
+        let reported = RejectedDelivery {
+            org_id: &connection.row.org_id,
+            delivery_id: &arrival.id,
+            connection_id: &connection.row.id,
+            provider: connection.provider.slug(),
+            reason: rejection.reason(),
+            now_ms: arrival.received_at_ms,
+        };
+        if let Err(e) = self.store.record_rejected_delivery(&reported).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "recording delivery.rejected failed"
+            );
+        }
         self.rejected.push(rejected(arrival, &rejection));
         Delivered::Rejected(rejection)
     }

@@ -9,6 +9,8 @@ mod api;
 mod cli;
 mod deliveries;
 mod fire;
+mod outbound;
+mod outbound_processes;
 mod processes;
 mod receive;
 mod tenancy;
