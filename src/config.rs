@@ -16,6 +16,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub outbound: OutboundSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +66,22 @@ pub struct RetentionSettings {
 impl RetentionSettings {
     pub fn deliveries(&self) -> Duration {
         Duration::from_secs(self.deliveries_days * 24 * 3600)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboundSettings {
+    pub timeout_s: f64,
+    /// Seconds to wait before each retry; the delivery fails after the last one.
+    pub retry_schedule: Vec<f64>,
+    pub max_in_flight_per_endpoint: usize,
+    pub allow_private_urls: bool,
+    pub poll_interval_ms: u64,
+}
+
+impl OutboundSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_s.max(0.001))
     }
 }
 

@@ -102,7 +102,7 @@ vocabulary!(
 
 vocabulary!(
     /// What an event on the events stream is about (`?types=`, the SSE `event:` field).
-    EventType, "event type" {
+    StreamEventType, "stream event type" {
         /// A recorded fire (a trigger instance), from the API or a receive URL.
         Fire => "fire",
         /// A request on a receive URL, rejected ones included.
@@ -162,6 +162,38 @@ vocabulary!(
         Duplicate => "duplicate",
         /// Answered 4xx: not verified, unreadable, too large, or the connection is disabled.
         Rejected => "rejected",
+    }
+);
+
+vocabulary!(
+    /// What an outbound webhook reports.
+    EventType, "event type" {
+        TriggerFired => "trigger.fired",
+        RunQueued => "run.queued",
+        ContactCreated => "contact.created",
+        ContactUpdated => "contact.updated",
+        DeliveryRejected => "delivery.rejected",
+    }
+);
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::TriggerFired,
+        EventType::RunQueued,
+        EventType::ContactCreated,
+        EventType::ContactUpdated,
+        EventType::DeliveryRejected,
+    ];
+}
+
+vocabulary!(
+    /// Where an outbound delivery (one event to one subscription) is.
+    OutboundStatus, "outbound delivery status" {
+        /// Not yet answered 2xx; an attempt is due now or later.
+        Pending => "pending",
+        Succeeded => "succeeded",
+        /// Every retry failed, or the subscription is gone.
+        Failed => "failed",
     }
 );
 

@@ -23,7 +23,7 @@ const RING_CAPACITY: usize = 10_000;
 /// ring when it reconnects).
 const CHANNEL_CAPACITY: usize = 1024;
 
-pub use crate::domain::EventType;
+pub use crate::domain::StreamEventType;
 
 /// One event as streamed: `id` orders events within this process.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +33,7 @@ pub struct Event {
     #[serde(skip)]
     pub org_id: String,
     #[serde(skip)]
-    pub kind: EventType,
+    pub kind: StreamEventType,
     pub data: Value,
 }
 
@@ -80,7 +80,7 @@ impl Events {
     }
 
     /// Tells subscribers of `org_id` about `data`. Call it after the fact is committed.
-    pub fn publish(&self, org_id: &str, kind: EventType, data: Value) {
+    pub fn publish(&self, org_id: &str, kind: StreamEventType, data: Value) {
         let now_ms = self.inner.clock.now_ms();
         let mut ring = self.inner.ring.lock().expect("events ring poisoned");
         let event = Arc::new(Event {
@@ -132,7 +132,7 @@ mod tests {
         let clock = Clock::pinned(1_000_000);
         let events = Events::new(clock.clone());
         for i in 0..3 {
-            events.publish("org_a", EventType::Fire, json!({ "n": i }));
+            events.publish("org_a", StreamEventType::Fire, json!({ "n": i }));
         }
         let first = events.subscribe(Some(0)).backlog;
         assert_eq!(first.len(), 3);
@@ -141,19 +141,19 @@ mod tests {
             sub.backlog.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![first[1].id, first[2].id]
         );
-        events.publish("org_a", EventType::Delivery, json!({}));
+        events.publish("org_a", StreamEventType::Delivery, json!({}));
         let live = sub.live.try_recv().unwrap();
         assert_eq!(live.id, first[2].id + 1);
-        assert_eq!(live.kind, EventType::Delivery);
+        assert_eq!(live.kind, StreamEventType::Delivery);
     }
 
     #[test]
     fn the_ring_forgets_events_older_than_the_window() {
         let clock = Clock::pinned(1_000_000);
         let events = Events::new(clock.clone());
-        events.publish("org_a", EventType::Fire, json!({ "old": true }));
+        events.publish("org_a", StreamEventType::Fire, json!({ "old": true }));
         clock.set_ms(1_000_000 + RESUME_WINDOW_MS + 1);
-        events.publish("org_a", EventType::Fire, json!({ "old": false }));
+        events.publish("org_a", StreamEventType::Fire, json!({ "old": false }));
         let backlog = events.subscribe(Some(0)).backlog;
         assert_eq!(backlog.len(), 1);
         assert_eq!(backlog[0].data, json!({ "old": false }));

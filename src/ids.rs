@@ -11,7 +11,11 @@ pub const TRIGGER_INSTANCE: &str = "tin";
 pub const CONNECTION: &str = "con";
 pub const SECRET: &str = "sec";
 pub const REQUEST: &str = "req";
+/// A request on a receive URL (inbound delivery).
 pub const DELIVERY: &str = "dlv";
+pub const SUBSCRIPTION: &str = "whs";
+pub const EVENT: &str = "evt";
+pub const OUTBOUND_DELIVERY: &str = "whd";
 
 /// Whether `id` has the shape of an id minted with `prefix` (a ULID after `prefix_`).
 pub fn is_id(prefix: &str, id: &str) -> bool {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod outbound;
 pub mod pipeline;
 pub mod retention;
 pub mod send_test;

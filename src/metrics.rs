@@ -1,7 +1,8 @@
 //! Prometheus metrics served on `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -13,6 +14,12 @@ pub struct Metrics {
     pub duplicates: IntCounterVec,
     pub verification_failures: IntCounterVec,
     pub deliveries_dropped: IntCounterVec,
+    /// Outbound attempts by outcome (`succeeded`, `http_error`, `network_error`, ...).
+    pub outbound_attempts: IntCounterVec,
+    pub outbound_queue_depth: IntGauge,
+    pub outbound_oldest_pending_seconds: Gauge,
+    /// From an event's creation to its first 2xx.
+    pub outbound_delivery_latency: Histogram,
 }
 
 impl Metrics {
@@ -63,12 +70,41 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let outbound_attempts = IntCounterVec::new(
+            Opts::new(
+                "outbound_attempts_total",
+                "Outbound webhook attempts by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let outbound_queue_depth = IntGauge::new(
+            "outbound_queue_depth",
+            "Outbound deliveries not yet succeeded or failed",
+        )
+        .expect("valid metric");
+        let outbound_oldest_pending_seconds = Gauge::new(
+            "outbound_oldest_pending_seconds",
+            "Age of the oldest pending outbound delivery",
+        )
+        .expect("valid metric");
+        let outbound_delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "outbound_delivery_latency_seconds",
+                "From an outbound event's creation to its first 2xx",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+            ]),
+        )
+        .expect("valid metric");
         for collector in [
             &requests,
             &fires,
             &duplicates,
             &verification_failures,
             &deliveries_dropped,
+            &outbound_attempts,
         ] {
             registry
                 .register(Box::new(collector.clone()))
@@ -76,6 +112,15 @@ impl Metrics {
         }
         registry
             .register(Box::new(latency.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(outbound_queue_depth.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(outbound_oldest_pending_seconds.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(outbound_delivery_latency.clone()))
             .expect("unique metric");
         Metrics {
             registry,
@@ -85,6 +130,10 @@ impl Metrics {
             duplicates,
             verification_failures,
             deliveries_dropped,
+            outbound_attempts,
+            outbound_queue_depth,
+            outbound_oldest_pending_seconds,
+            outbound_delivery_latency,
         }
     }
 

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use tokio::task::JoinHandle;
 
 use crate::auth;
 use crate::clock::Clock;
 use crate::config::{ExposeSecret, Settings};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::outbound::Dispatcher;
 use crate::pipeline::Pipeline;
 use crate::retention;
 use crate::store::Store;
@@ -21,6 +23,7 @@ pub struct Application {
     server: Server,
     store: Store,
     retention: tokio::task::JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
 }
 
 impl Application {
@@ -46,6 +49,14 @@ impl Application {
             settings.fire.cache_capacity,
         );
         let retention = retention::spawn(store.clone(), settings.clone(), clock.clone());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+            pipeline.events().clone(),
+            settings.outbound.clone(),
+        )?
+        .spawn();
         let workers = settings.server.workers;
         let state = web::Data::new(Arc::new(AppState {
             store: store.clone(),
@@ -70,6 +81,7 @@ impl Application {
             server: server.run(),
             store,
             retention,
+            dispatcher,
         })
     }
 
@@ -83,10 +95,12 @@ impl Application {
     }
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
-    /// requests and closes the database.
+    /// requests, stops the outbound dispatcher and closes the database. Deliveries it was
+    /// sending are sent again after their leases run out.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.retention.abort();
+        self.dispatcher.abort();
         self.store.close().await;
         result
     }

@@ -21,7 +21,7 @@ use super::auth::Org;
 use super::body;
 use super::error::{ApiError, ErrorEnvelope};
 use super::State;
-use crate::events::{Event, EventType, RESUME_WINDOW_MS};
+use crate::events::{Event, StreamEventType, RESUME_WINDOW_MS};
 
 /// How often an idle stream sends a comment, so proxies and clients keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -39,7 +39,7 @@ pub struct StreamQuery {
 /// Which events a stream carries.
 struct Filter {
     org_id: String,
-    types: HashSet<EventType>,
+    types: HashSet<StreamEventType>,
 }
 
 impl Filter {
@@ -48,18 +48,18 @@ impl Filter {
     }
 }
 
-fn parse_types(raw: Option<&str>) -> Result<HashSet<EventType>, ApiError> {
+fn parse_types(raw: Option<&str>) -> Result<HashSet<StreamEventType>, ApiError> {
     let Some(raw) = raw else {
         return Ok([
-            EventType::Fire,
-            EventType::Delivery,
-            EventType::OutboundAttempt,
+            StreamEventType::Fire,
+            StreamEventType::Delivery,
+            StreamEventType::OutboundAttempt,
         ]
         .into());
     };
     raw.split(',')
         .map(|word| {
-            word.trim().parse::<EventType>().map_err(|e| {
+            word.trim().parse::<StreamEventType>().map_err(|e| {
                 ApiError::invalid(
                     "types",
                     format!("{e}; one of: fire, delivery, outbound.attempt"),

@@ -12,8 +12,10 @@ mod events;
 mod fire;
 mod openapi;
 mod ops;
+mod outbound_log;
 mod page;
 mod receive;
+mod subscriptions;
 mod triggers;
 
 use std::sync::Arc;
@@ -94,6 +96,7 @@ pub fn v1_routes(r: &mut impl Router) {
     const TRIGGERS: &str = "/v1/automations/triggers";
     const CONNECTIONS: &str = "/v1/integrations/connections";
     const DELIVERIES: &str = "/v1/integrations/deliveries";
+    const OUTBOUND: &str = "/v1/webhook-subscriptions";
     r.add(Method::POST, TRIGGERS, triggers::create)
         .add(Method::GET, TRIGGERS, triggers::list)
         .add(Method::GET, &format!("{TRIGGERS}/{{id}}"), triggers::get)
@@ -141,6 +144,43 @@ pub fn v1_routes(r: &mut impl Router) {
             Method::POST,
             &format!("{DELIVERIES}/{{id}}/replay"),
             deliveries::replay,
+        )
+        .add(
+            Method::GET,
+            &format!("{OUTBOUND}/event-types"),
+            subscriptions::event_types,
+        )
+        .add(
+            Method::GET,
+            &format!("{OUTBOUND}/deliveries"),
+            outbound_log::list,
+        )
+        .add(
+            Method::POST,
+            &format!("{OUTBOUND}/deliveries/{{id}}/retry"),
+            outbound_log::retry,
+        )
+        .add(Method::POST, OUTBOUND, subscriptions::create)
+        .add(Method::GET, OUTBOUND, subscriptions::list)
+        .add(
+            Method::GET,
+            &format!("{OUTBOUND}/{{id}}"),
+            subscriptions::get,
+        )
+        .add(
+            Method::PATCH,
+            &format!("{OUTBOUND}/{{id}}"),
+            subscriptions::patch,
+        )
+        .add(
+            Method::DELETE,
+            &format!("{OUTBOUND}/{{id}}"),
+            subscriptions::delete,
+        )
+        .add(
+            Method::POST,
+            &format!("{OUTBOUND}/{{id}}/rotate-secret"),
+            subscriptions::rotate_secret,
         )
         .add(Method::GET, "/v1/events/stream", events::stream);
 }

@@ -7,7 +7,10 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{automations, connections, contacts, deliveries, events, fire, triggers};
+use super::{
+    automations, connections, contacts, deliveries, events, fire, outbound_log, subscriptions,
+    triggers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +30,9 @@ use super::{automations, connections, contacts, deliveries, events, fire, trigge
         connections::create, connections::list, connections::get, connections::patch,
         connections::delete,
         deliveries::list, deliveries::get, deliveries::replay,
+        subscriptions::event_types, subscriptions::create, subscriptions::list,
+        subscriptions::get, subscriptions::patch, subscriptions::delete,
+        subscriptions::rotate_secret, outbound_log::list, outbound_log::retry,
         events::stream,
     ),
     modifiers(&Security),

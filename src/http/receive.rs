@@ -97,11 +97,13 @@ pub async fn receive(
             .refuse(&connection, &headers, declared, rejection)
     };
     let delivered = if !connection.row.enabled {
-        refuse(Rejection::Disabled)
+        refuse(Rejection::Disabled).await
     } else {
         match body::read(&req, payload, state.settings.server.max_body_bytes).await {
-            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => refuse(Rejection::TooLarge),
-            Err(_) => refuse(Rejection::BodyUnreadable),
+            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+                refuse(Rejection::TooLarge).await
+            }
+            Err(_) => refuse(Rejection::BodyUnreadable).await,
             Ok(body) => {
                 let inbound = Inbound {
                     headers: &headers,

@@ -33,12 +33,13 @@ use crate::clock::Clock;
 use crate::domain::{
     DeliveryStatus, Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus,
 };
-use crate::events::{EventType, Events};
+use crate::events::{Events, StreamEventType};
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
     duplicate_of, Arrival, DeliveryDetail, FireError, FireMode, FireRecord, FireWrite, FireWritten,
-    KeyClaim, LiveConnection, LoadError, LoggedDelivery, StartedRun, Store, Verdict,
+    KeyClaim, LiveConnection, LoadError, LoggedDelivery, RejectedDelivery, StartedRun, Store,
+    Verdict,
 };
 use dedupe::{Claimed, Claims};
 use log::RejectedLog;
@@ -261,29 +262,20 @@ impl Pipeline {
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
                     .inc();
-                return Ok(self.reject(connection, headers, body_bytes, Rejection::Signature(e)));
+                let rejection = Rejection::Signature(e);
+                return Ok(self
+                    .reject(connection, headers, body_bytes, rejection)
+                    .await);
             }
         };
-        let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: provider.slug().to_owned(),
-            event: None,
-            received_at_ms: now_ms,
-            trigger_id: None,
-            headers,
-            body_bytes: body_bytes as i64,
-            body: None,
-            replay_of: None,
-        };
+        let arrival = arrival(connection, now_ms, headers, body_bytes);
         self.fire_verified(connection, &verified, arrival, None)
             .await
     }
 
     /// Logs a request refused before the pipeline read it (a disabled connection, a body
     /// over the limit or cut short).
-    pub fn refuse(
+    pub async fn refuse(
         &self,
         connection: &LiveConnection,
         headers: &Headers,
@@ -292,6 +284,7 @@ impl Pipeline {
     ) -> Delivered {
         let headers = log::redacted_headers(headers);
         self.reject(connection, headers, body_bytes, rejection)
+            .await
     }
 
     /// Runs a logged verified delivery through the pipeline again, as it would run now,
@@ -314,17 +307,13 @@ impl Pipeline {
             .collect();
         let verified = adapters::Verified::read_back(connection.provider, headers, body.to_vec());
         let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: connection.provider.slug().to_owned(),
-            event: None,
-            received_at_ms: self.clock.now_ms(),
-            trigger_id: None,
-            headers: stored.headers.to_string(),
-            body_bytes: body.len() as i64,
-            body: None,
             replay_of: Some(stored.row.id.clone()),
+            ..arrival(
+                connection,
+                self.clock.now_ms(),
+                stored.headers.to_string(),
+                body.len(),
+            )
         };
         let replay = Replay { force };
         self.fire_verified(connection, &verified, arrival, Some(replay))
@@ -345,8 +334,7 @@ impl Pipeline {
             Ok(delivery) => delivery,
             Err(e) => {
                 let rejection = Rejection::Unreadable(e);
-                self.log_rejected(rejected(arrival, &rejection));
-                return Ok(Delivered::Rejected(rejection));
+                return Ok(self.log_rejection(connection, arrival, rejection).await);
             }
         };
 
@@ -407,7 +395,8 @@ impl Pipeline {
         };
         self.count(provider.slug(), &outcome);
         let data = announce::answered(connection, now_ms, &delivery_id, &delivery.event, &outcome);
-        self.events.publish(&row.org_id, EventType::Delivery, data);
+        self.events
+            .publish(&row.org_id, StreamEventType::Delivery, data);
         Ok(Delivered::Answered {
             delivery_id,
             event: delivery.event,
@@ -416,36 +405,46 @@ impl Pipeline {
         })
     }
 
-    /// Logs a rejected delivery in the background (see [`log`]) and tells the events bus.
-    fn log_rejected(&self, logged: LoggedDelivery) {
-        let data = announce::rejected(&logged);
-        self.events
-            .publish(&logged.arrival.org_id, EventType::Delivery, data);
-        self.rejected.push(logged);
-    }
-
-    /// Logs a rejected request (in the background, see [`log`]) and answers it.
-    fn reject(
+    /// Logs a rejected request and answers it.
+    async fn reject(
         &self,
         connection: &LiveConnection,
         headers: String,
         body_bytes: usize,
         rejection: Rejection,
     ) -> Delivered {
-        let arrival = Arrival {
-            id: ids::new_ordered_id(ids::DELIVERY),
-            org_id: connection.row.org_id.clone(),
-            connection_id: connection.row.id.clone(),
-            provider: connection.provider.slug().to_owned(),
-            event: None,
-            received_at_ms: self.clock.now_ms(),
-            trigger_id: None,
-            headers,
-            body_bytes: body_bytes as i64,
-            body: None,
-            replay_of: None,
+        let arrival = arrival(connection, self.clock.now_ms(), headers, body_bytes);
+        self.log_rejection(connection, arrival, rejection).await
+    }
+
+    /// Writes a rejected request to the delivery log (in the background, see [`log`]) and
+    /// tells the org's webhook subscribers (`delivery.rejected`, under the log row's id).
+    /// The request is refused either way, so a failure to record it is logged, not answered.
+    async fn log_rejection(
+        &self,
+        connection: &LiveConnection,
+        arrival: Arrival,
+        rejection: Rejection,
+    ) -> Delivered {
+        let reported = RejectedDelivery {
+            org_id: &connection.row.org_id,
+            delivery_id: &arrival.id,
+            connection_id: &connection.row.id,
+            provider: connection.provider.slug(),
+            reason: rejection.reason(),
+            now_ms: arrival.received_at_ms,
         };
-        self.log_rejected(rejected(arrival, &rejection));
+        if let Err(e) = self.store.record_rejected_delivery(&reported).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "recording delivery.rejected failed"
+            );
+        }
+        let logged = rejected(arrival, &rejection);
+        let data = announce::rejected(&logged);
+        self.events
+            .publish(&connection.row.org_id, StreamEventType::Delivery, data);
+        self.rejected.push(logged);
         Delivered::Rejected(rejection)
     }
 
@@ -683,7 +682,8 @@ impl Pipeline {
             FireWritten::Recorded(FireRecord { outcome, runs }) => {
                 let fired = fired(runs);
                 let data = note.data(outcome, &fired);
-                self.events.publish(&note.org_id, EventType::Fire, data);
+                self.events
+                    .publish(&note.org_id, StreamEventType::Fire, data);
                 let answer = match (outcome, mode) {
                     (FireOutcome::Triggered, _) => Outcome::Triggered(fired.clone()),
                     (FireOutcome::NoPublishedAutomation, _) => {
@@ -743,6 +743,28 @@ fn rejected(arrival: Arrival, rejection: &Rejection) -> LoggedDelivery {
             trigger_instance_id: None,
             run_ids: vec![],
         },
+    }
+}
+
+/// The log record of a request on `connection`, before it is known what it came to.
+fn arrival(
+    connection: &LiveConnection,
+    received_at_ms: i64,
+    headers: String,
+    body_bytes: usize,
+) -> Arrival {
+    Arrival {
+        id: ids::new_ordered_id(ids::DELIVERY),
+        org_id: connection.row.org_id.clone(),
+        connection_id: connection.row.id.clone(),
+        provider: connection.provider.slug().to_owned(),
+        event: None,
+        received_at_ms,
+        trigger_id: None,
+        headers,
+        body_bytes: body_bytes as i64,
+        body: None,
+        replay_of: None,
     }
 }
 

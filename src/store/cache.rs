@@ -1,5 +1,5 @@
 //! Per-process caches of what every request reads: API keys, live connections with their
-//! secrets, and triggers with their parsed schema. They live behind the store so that each
+//! secrets, triggers with their parsed schema, and each org's webhook subscribers. They live behind the store so that each
 //! write that changes a cached row empties its entry after it commits; no caller has to
 //! remember to. Other processes on the same database see an edit within the time to live.
 
@@ -10,13 +10,15 @@ use adapters::{Provider, Secret};
 use moka::future::Cache;
 use serde_json::Value;
 
-use super::{ConnectionRow, Store};
+use super::outbox::Subscribers;
+use super::{with_read, ConnectionRow, Store};
 use crate::domain::TriggerStatus;
 use crate::pipeline::schema::PayloadSchema;
 
 const CONNECTION_TTL: Duration = Duration::from_secs(5);
 const TRIGGER_TTL: Duration = Duration::from_secs(5);
 const KEY_TTL: Duration = Duration::from_secs(30);
+const SUBSCRIBERS_TTL: Duration = Duration::from_secs(5);
 const CAPACITY: u64 = 10_000;
 
 /// A connection as deliveries need it: its row, provider and active secrets.
@@ -56,6 +58,8 @@ pub(super) struct Caches {
     connections: Cache<String, Option<Arc<LiveConnection>>>,
     /// `org \0 trigger id` -> the trigger, or `None`.
     triggers: Cache<String, Option<Arc<LiveTrigger>>>,
+    /// Org id -> its enabled webhook subscriptions, which every fire consults.
+    subscribers: Cache<String, Arc<Subscribers>>,
 }
 
 fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
@@ -71,6 +75,7 @@ impl Caches {
             keys: cache(KEY_TTL),
             connections: cache(CONNECTION_TTL),
             triggers: cache(TRIGGER_TTL),
+            subscribers: cache(SUBSCRIBERS_TTL),
         }
     }
 }
@@ -152,6 +157,34 @@ impl Store {
                 })))
             })
             .await
+    }
+
+    /// The enabled webhook subscriptions of `org_id` and the event types they want.
+    pub(super) async fn subscribers(
+        &self,
+        org_id: &str,
+    ) -> Result<Arc<Subscribers>, Arc<LoadError>> {
+        self.caches
+            .subscribers
+            .try_get_with(org_id.to_owned(), async {
+                let rows: Vec<(String, String)> = with_read!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT id, events FROM webhook_subscriptions \
+                         WHERE org_id = $1 AND enabled = $2 AND deleted_at IS NULL ORDER BY id",
+                    )
+                    .bind(org_id)
+                    .bind(true)
+                    .fetch_all(pool)
+                    .await?
+                });
+                Ok(Arc::new(Subscribers::from_rows(rows)))
+            })
+            .await
+    }
+
+    /// After a write to one of the org's subscriptions.
+    pub(super) async fn forget_subscribers(&self, org_id: &str) {
+        self.caches.subscribers.invalidate(org_id).await;
     }
 
     /// After a write to triggers: every cached trigger may be stale.

@@ -54,6 +54,18 @@ pub struct NewConnection {
 
 const COLUMNS: &str = "id, org_id, provider, name, enabled, options, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, connection_id, secret, hint, created_at";
+/// Binds a secret row to [`INSERT_SECRET`].
+macro_rules! bind_secret {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.id)
+            .bind(&$s.connection_id)
+            .bind(&$s.secret)
+            .bind(&$s.hint)
+            .bind($s.created_at)
+    };
+}
+
 const INSERT_SECRET: &str = "INSERT INTO connection_secrets (id, connection_id, secret, hint, \
                              created_at) VALUES ($1, $2, $3, $4, $5)";
 
@@ -77,12 +89,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             for s in &new.secrets {
-                sqlx::query(INSERT_SECRET)
-                    .bind(&s.id)
-                    .bind(&s.connection_id)
-                    .bind(&s.secret)
-                    .bind(&s.hint)
-                    .bind(s.created_at)
+                bind_secret!(sqlx::query(INSERT_SECRET), s)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -163,12 +170,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(s) = edit.add_secret {
-                sqlx::query(INSERT_SECRET)
-                    .bind(&s.id)
-                    .bind(&s.connection_id)
-                    .bind(&s.secret)
-                    .bind(&s.hint)
-                    .bind(s.created_at)
+                bind_secret!(sqlx::query(INSERT_SECRET), s)
                     .execute(&mut *tx)
                     .await?;
             }

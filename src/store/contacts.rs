@@ -1,6 +1,9 @@
 //! Contacts, keyed by org and normalised email.
 
+use serde_json::{json, Value};
+
 use super::{with_read, Page, Store};
+use crate::clock::rfc3339;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
@@ -13,7 +16,23 @@ pub struct ContactRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
+impl ContactRow {
+    /// The contact as the API and outbound webhooks show it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "email": self.email,
+            "firstName": self.first_name,
+            "lastName": self.last_name,
+            "subscribed": self.subscribed,
+            "customFields": serde_json::from_str::<Value>(&self.custom_fields)
+                .unwrap_or_else(|_| json!({})),
+            "createdAt": rfc3339(self.created_at),
+            "updatedAt": rfc3339(self.updated_at),
+        })
+    }
+}
+
+pub(super) const COLUMNS: &str =
     "email, first_name, last_name, subscribed, custom_fields, created_at, updated_at";
 
 impl Store {

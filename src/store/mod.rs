@@ -11,6 +11,8 @@ mod contacts;
 mod deliveries;
 mod fire;
 mod keys;
+mod outbound;
+mod outbox;
 mod runs;
 mod triggers;
 
@@ -27,6 +29,11 @@ pub use fire::{
     ReplayRecord, StartedRun,
 };
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use outbound::{
+    AttemptRecord, AttemptRow, Claim, Next, OutboundDeliveryRow, OutboundFilter, QueueStats,
+    SubscriptionRow,
+};
+pub use outbox::{example_message, RejectedDelivery};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
 pub use triggers::TriggerRow;
 
@@ -36,6 +43,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::Notify;
 
 use crate::config::{DatabaseSettings, ExposeSecret, SqliteSynchronous};
 
@@ -43,6 +51,8 @@ use crate::config::{DatabaseSettings, ExposeSecret, SqliteSynchronous};
 pub struct Store {
     backend: Backend,
     caches: Arc<cache::Caches>,
+    /// Told after a commit that wrote outbound events, so the dispatcher sends them at once.
+    outbox: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -127,6 +137,7 @@ impl Store {
         Ok(Store {
             backend,
             caches: Arc::new(cache::Caches::new()),
+            outbox: Arc::new(Notify::new()),
         })
     }
 
@@ -143,6 +154,16 @@ impl Store {
     /// Answers whether the database takes a query.
     pub async fn ping(&self) -> sqlx::Result<()> {
         with_read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Wakes the outbound dispatcher: new events are committed.
+    pub(crate) fn outbox_written(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// Completes when events were committed since the last call returned.
+    pub async fn outbox_notified(&self) {
+        self.outbox.notified().await
     }
 
     pub async fn close(&self) {

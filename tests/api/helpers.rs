@@ -519,8 +519,18 @@ impl Gateway {
 
     /// `bootstrap_key: None` leaves the key to the server (it prints a random one).
     pub fn start_with(database_url: &str, bootstrap_key: Option<&str>) -> Gateway {
+        Gateway::launch(database_url, bootstrap_key, &[])
+    }
+
+    /// A gateway with extra command-line arguments (e.g. `--config FILE`).
+    pub fn start_with_args(database_url: &str, args: &[&str]) -> Gateway {
+        Gateway::launch(database_url, Some(API_KEY), args)
+    }
+
+    fn launch(database_url: &str, bootstrap_key: Option<&str>, args: &[&str]) -> Gateway {
         let mut cmd = firehook_command(database_url);
-        cmd.arg("serve")
+        cmd.args(args)
+            .arg("serve")
             .env("FIREHOOK__SERVER__BIND", "127.0.0.1:0")
             .env("FIREHOOK__SERVER__WORKERS", "2")
             .env("FIREHOOK__DATABASE__MAX_CONNECTIONS", "5")

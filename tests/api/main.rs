@@ -10,6 +10,8 @@ mod cli;
 mod deliveries;
 mod events;
 mod fire;
+mod outbound;
+mod outbound_processes;
 mod processes;
 mod receive;
 mod tenancy;

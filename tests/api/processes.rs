@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, Gateway, Reply, API_KEY};
 
-async fn call(
+pub async fn call(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -23,7 +23,7 @@ async fn call(
 }
 
 /// A trigger with one published automation; answers the trigger id.
-async fn published_trigger(client: &reqwest::Client, base: &str) -> String {
+pub async fn published_trigger(client: &reqwest::Client, base: &str) -> String {
     let schema = json!({"title": "t", "payloadSchema": {"fields": [{"key": "email", "type": "string", "required": true}]}});
     let trigger = call(
         client,

@@ -1,14 +1,19 @@
 //! The one transaction behind every fire: claim the key, upsert the contact, record the
-//! fire, create the runs, log the delivery that caused it. A committed transaction is the
-//! only way a fire exists, so an error at any step leaves nothing behind.
+//! fire, create the runs, log the delivery that caused it, write the outbound events it
+//! reports. A committed transaction is the only way a fire exists, so an error at any step
+//! leaves nothing behind.
 
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::cache::LoadError;
 use super::deliveries::{Arrival, Verdict};
+use super::outbox::{self, ContactChange, OutboundEvent, Subscribers};
 use super::{Backend, Store};
 use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason};
 
@@ -177,6 +182,8 @@ pub enum FireError {
     BatchFailed(String),
     #[error("the SQLite writer has stopped")]
     WriterStopped,
+    #[error("loading the org's webhook subscriptions failed")]
+    Subscribers(#[source] Arc<LoadError>),
 }
 
 impl From<CorruptFire> for sqlx::Error {
@@ -332,17 +339,27 @@ trait FireTx {
     ) -> Result<KeyHolderRow, Self::Error>;
     /// Inserts or updates the contact (its custom fields merge into the stored ones),
     /// defines custom fields not seen before and links the fire's provider ids to it.
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> Result<(), Self::Error>;
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &Email,
+    ) -> Result<ContactChange, Self::Error>;
     async fn published(&mut self, trigger_id: &str) -> Result<Vec<Published>, Self::Error>;
     /// Inserts the runs and the trigger instance.
     async fn record(&mut self, w: &FireWrite, record: &NewRecord<'_>) -> Result<(), Self::Error>;
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> Result<(), Self::Error>;
     async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> Result<(), Self::Error>;
+    /// Inserts outbound events and their deliveries.
+    async fn outbox(&mut self, events: &[OutboundEvent]) -> Result<(), Self::Error>;
 }
 
 /// The steps of one fire. Nothing is committed here: the caller commits. A fire whose key
 /// is held writes nothing but its delivery's log row.
-async fn write_fire<T>(tx: &mut T, w: &FireWrite) -> Result<FireWritten, T::Error>
+async fn write_fire<T>(
+    tx: &mut T,
+    w: &FireWrite,
+    subscribers: &Subscribers,
+) -> Result<FireWritten, T::Error>
 where
     T: FireTx,
     T::Error: From<CorruptFire>,
@@ -361,12 +378,13 @@ where
     let mut outcome = FireOutcome::Ignored;
     let mut reason = None;
     let mut runs = vec![];
+    let mut contact = None;
     match &w.mode {
         FireMode::Ignore(why) => reason = Some(*why),
         FireMode::Disabled => outcome = FireOutcome::TriggerDisabled,
         FireMode::Run => {
             if let Some(email) = &w.contact_email {
-                tx.upsert_contact(w, email).await?;
+                contact = Some(tx.upsert_contact(w, email).await?);
             }
             let published = tx.published(&w.trigger_id).await?;
             outcome = if published.is_empty() {
@@ -413,6 +431,10 @@ where
         tx.record_delivery(arrival, &verdict(w, &record, reason))
             .await?;
     }
+    let events = outbox::fire_events(subscribers, w, &record, contact.as_ref());
+    if !events.is_empty() {
+        tx.outbox(&events).await?;
+    }
     Ok(FireWritten::Recorded(record))
 }
 
@@ -450,10 +472,18 @@ impl Store {
     /// Writes one fire, or reports the earlier fire that holds its key. On SQLite the fire
     /// joins the committer's next batch; on PostgreSQL it is its own transaction.
     pub async fn fire(&self, w: FireWrite) -> Result<FireWritten, FireError> {
-        match &self.backend {
-            Backend::Sqlite { committer, .. } => committer.submit(w).await,
-            Backend::Postgres(pool) => Ok(postgres::fire(pool, &w).await?),
+        let subscribers = self
+            .subscribers(&w.org_id)
+            .await
+            .map_err(FireError::Subscribers)?;
+        let written = match &self.backend {
+            Backend::Sqlite { committer, .. } => committer.submit(w, subscribers.clone()).await?,
+            Backend::Postgres(pool) => postgres::fire(pool, &w, &subscribers).await?,
+        };
+        if !subscribers.is_empty() && matches!(written, FireWritten::Recorded(_)) {
+            self.outbox_written();
         }
+        Ok(written)
     }
 
     /// The contact that carries this provider id, if one does.

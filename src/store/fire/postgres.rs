@@ -1,7 +1,7 @@
 //! Fires on PostgreSQL: each fire is its own transaction (the server groups concurrent
 //! commits itself), in as few round trips as the steps allow.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 
 use serde_json::Value;
 
@@ -11,10 +11,16 @@ use super::{
 };
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
+use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
+use crate::store::ContactRow;
 
-pub(super) async fn fire(pool: &PgPool, w: &FireWrite) -> sqlx::Result<FireWritten> {
+pub(super) async fn fire(
+    pool: &PgPool,
+    w: &FireWrite,
+    subscribers: &Subscribers,
+) -> sqlx::Result<FireWritten> {
     let mut tx = pool.begin().await?;
-    let written = write_fire(&mut *tx, w).await?;
+    let written = write_fire(&mut *tx, w, subscribers).await?;
     // A repeat of a held key wrote its delivery's log row, if any, and nothing else.
     tx.commit().await?;
     Ok(written)
@@ -65,7 +71,11 @@ impl FireTx for PgConnection {
         })
     }
 
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> sqlx::Result<()> {
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &Email,
+    ) -> sqlx::Result<ContactChange> {
         let email = email.as_str();
         // One round trip: the row lock the upsert takes orders concurrent merges.
         const UPSERT: &str = concat!(
@@ -75,7 +85,11 @@ impl FireTx for PgConnection {
              linked AS (INSERT INTO contact_identities (org_id, field, value, email) \
              SELECT $1, i.field, i.value, $2 FROM unnest($10::text[], $11::text[]) AS i(field, value) \
              ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email) ",
-            upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text")
+            upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
+            // A freshly inserted row has xmax 0; the row ON CONFLICT updated carries the
+            // updating transaction's id there. That tells contact.created from .updated.
+            " RETURNING email, first_name, last_name, subscribed, custom_fields, created_at, \
+             updated_at, (xmax = 0) AS created"
         );
         let c = &w.contact;
         let (keys, types): (Vec<&str>, Vec<&str>) = c
@@ -88,7 +102,7 @@ impl FireTx for PgConnection {
             .iter()
             .map(|(f, v)| (f.as_str(), v.as_str()))
             .unzip();
-        sqlx::query(UPSERT)
+        let row = sqlx::query(UPSERT)
             .bind(&w.org_id)
             .bind(email)
             .bind(&c.first_name)
@@ -100,9 +114,12 @@ impl FireTx for PgConnection {
             .bind(types)
             .bind(fields)
             .bind(values)
-            .execute(&mut *self)
+            .fetch_one(&mut *self)
             .await?;
-        Ok(())
+        Ok(ContactChange {
+            created: row.try_get("created")?,
+            row: ContactRow::from_row(&row)?,
+        })
     }
 
     async fn published(&mut self, trigger_id: &str) -> sqlx::Result<Vec<Published>> {
@@ -155,6 +172,11 @@ impl FireTx for PgConnection {
             .bind(RunStatus::Queued.as_str())
             .execute(&mut *self)
             .await?;
+        Ok(())
+    }
+
+    async fn outbox(&mut self, events: &[OutboundEvent]) -> sqlx::Result<()> {
+        insert_outbox!(&mut *self, events);
         Ok(())
     }
 

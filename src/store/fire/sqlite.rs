@@ -11,6 +11,7 @@
 //! finish on one thread, with prepared statements kept between batches.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
@@ -26,7 +27,11 @@ use super::{
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
-use crate::store::SQLITE_BUSY_TIMEOUT;
+use crate::store::outbox::{
+    ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
+    INSERT_EVENT,
+};
+use crate::store::{ContactRow, SQLITE_BUSY_TIMEOUT};
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
@@ -47,7 +52,8 @@ struct Job {
 
 /// What a job writes: a fire, or deliveries logged outside a fire.
 enum Work {
-    Fire(Box<FireWrite>),
+    /// A fire, with the org's subscriptions, which decide the outbound events it writes.
+    Fire(Box<FireWrite>, Arc<Subscribers>),
     Log(Vec<LoggedDelivery>),
 }
 
@@ -63,7 +69,7 @@ where
     T::Error: From<CorruptFire>,
 {
     match work {
-        Work::Fire(w) => Ok(Done::Fire(write_fire(tx, w).await?)),
+        Work::Fire(w, subscribers) => Ok(Done::Fire(write_fire(tx, w, subscribers).await?)),
         Work::Log(deliveries) => {
             for d in deliveries {
                 tx.record_delivery(&d.arrival, &d.verdict).await?;
@@ -89,8 +95,12 @@ impl Committer {
         Ok(Committer { jobs })
     }
 
-    pub(super) async fn submit(&self, write: FireWrite) -> Result<FireWritten, FireError> {
-        match self.run(Work::Fire(Box::new(write))).await? {
+    pub(super) async fn submit(
+        &self,
+        write: FireWrite,
+        subscribers: Arc<Subscribers>,
+    ) -> Result<FireWritten, FireError> {
+        match self.run(Work::Fire(Box::new(write), subscribers)).await? {
             Done::Fire(written) => Ok(written),
             Done::Logged => unreachable!("a fire job answers with its fire"),
         }
@@ -253,7 +263,11 @@ impl FireTx for Writer<'_> {
         key_holder.query_row(params![org_id, claim.scope, claim.key], key_holder_row)
     }
 
-    async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> rusqlite::Result<()> {
+    async fn upsert_contact(
+        &mut self,
+        w: &FireWrite,
+        email: &Email,
+    ) -> rusqlite::Result<ContactChange> {
         let email = email.as_str();
         // The committer is SQLite's only writer of fires, so reading the stored fields and
         // writing the merge back needs no lock.
@@ -262,6 +276,7 @@ impl FireTx for Writer<'_> {
             .prepare_cached("SELECT custom_fields FROM contacts WHERE org_id = $1 AND email = $2")?
             .query_row(params![w.org_id, email], |row| row.get(0))
             .optional()?;
+        let created = stored.is_none();
         let mut fields: Map<String, Value> = match stored {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
@@ -275,18 +290,35 @@ impl FireTx for Writer<'_> {
         let c = &w.contact;
         fields.extend(c.custom_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
         let fields = Value::Object(fields).to_string();
-        self.execute(
-            upsert_contact!("excluded.custom_fields"),
-            params![
-                w.org_id,
-                email,
-                c.first_name,
-                c.last_name,
-                c.subscribed,
-                fields,
-                w.now_ms
-            ],
-        )?;
+        let row = self
+            .0
+            .prepare_cached(concat!(
+                upsert_contact!("excluded.custom_fields"),
+                " RETURNING email, first_name, last_name, subscribed, custom_fields, \
+                 created_at, updated_at"
+            ))?
+            .query_row(
+                params![
+                    w.org_id,
+                    email,
+                    c.first_name,
+                    c.last_name,
+                    c.subscribed,
+                    fields,
+                    w.now_ms
+                ],
+                |row| {
+                    Ok(ContactRow {
+                        email: row.get(0)?,
+                        first_name: row.get(1)?,
+                        last_name: row.get(2)?,
+                        subscribed: row.get(3)?,
+                        custom_fields: row.get(4)?,
+                        created_at: row.get(5)?,
+                        updated_at: row.get(6)?,
+                    })
+                },
+            )?;
         for (key, value) in &c.custom_fields {
             self.execute(
                 "INSERT INTO contact_fields (org_id, key, type, created_at) \
@@ -302,7 +334,7 @@ impl FireTx for Writer<'_> {
                 params![w.org_id, field, value, email],
             )?;
         }
-        Ok(())
+        Ok(ContactChange { created, row })
     }
 
     async fn published(&mut self, trigger_id: &str) -> rusqlite::Result<Vec<Published>> {
@@ -387,6 +419,30 @@ impl FireTx for Writer<'_> {
             ],
         )
     }
+
+    async fn outbox(&mut self, events: &[OutboundEvent]) -> rusqlite::Result<()> {
+        for e in events {
+            let ty = e.event_type.as_str();
+            self.execute(
+                INSERT_EVENT,
+                params![e.id, e.org_id, ty, e.body, e.created_at],
+            )?;
+            for (delivery_id, subscription_id) in &e.deliveries {
+                self.execute(
+                    INSERT_OUTBOUND_DELIVERY,
+                    params![
+                        delivery_id,
+                        e.org_id,
+                        e.id,
+                        subscription_id,
+                        ty,
+                        e.created_at
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn key_holder_row(row: &Row<'_>) -> rusqlite::Result<KeyHolderRow> {
@@ -465,7 +521,7 @@ mod tests {
         let jobs: Vec<Job> = writes
             .into_iter()
             .map(|write| Job {
-                work: Work::Fire(Box::new(write)),
+                work: Work::Fire(Box::new(write), Default::default()),
                 reply: oneshot::channel().0,
             })
             .collect();

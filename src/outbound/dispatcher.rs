@@ -1,0 +1,511 @@
+//! The dispatcher: a background task of `firehook serve` that claims due deliveries,
+//! signs and sends them with bounded concurrency per endpoint, records each attempt and
+//! schedules the next. It talks only to the store and its HTTP client.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::redirect::Policy;
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::{guard, sign};
+use crate::clock::{rfc3339, Clock};
+use crate::config::OutboundSettings;
+use crate::events::{Events, StreamEventType};
+use crate::ids;
+use crate::metrics::Metrics;
+use crate::store::{AttemptRecord, Claim, Next, Store};
+
+/// Deliveries one process holds (claimed, queued for their endpoint or in flight) at once.
+const MAX_HELD: usize = 512;
+/// Deliveries held for one endpoint, as a multiple of its concurrency: a slow endpoint
+/// with a backlog must not take every slot from the others.
+const HELD_PER_PERMIT: usize = 4;
+/// The part of a response body kept in the attempt log.
+const EXCERPT_BYTES: usize = 1024;
+/// How often the queue depth and oldest pending age are refreshed.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+/// The most a retry is delayed beyond its schedule, as a fraction of it, so endpoints
+/// that failed together are not retried in lockstep.
+const JITTER: f64 = 0.1;
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Clock,
+    metrics: Metrics,
+    /// Told of every attempt once it is recorded (`outbound.attempt`).
+    events: Events,
+    client: reqwest::Client,
+    settings: OutboundSettings,
+    /// Names this process's claims.
+    owner: String,
+    held: Mutex<Held>,
+    /// Set when the last claim filled every free slot: more may be due right away.
+    saturated: AtomicBool,
+    /// Told when a held delivery is done, while saturated.
+    freed: Notify,
+}
+
+/// The deliveries this process holds, by subscription.
+#[derive(Default)]
+struct Held {
+    ids: HashSet<String>,
+    endpoints: HashMap<String, Endpoint>,
+}
+
+/// A subscription's held deliveries and the permits (`max_in_flight_per_endpoint`) they
+/// take turns with; dropped when none is held.
+struct Endpoint {
+    held: usize,
+    permits: Arc<Semaphore>,
+}
+
+impl Held {
+    /// Takes `claim` unless it is held already or its endpoint has `cap` held; a taken
+    /// claim comes with its endpoint's permits.
+    fn take(&mut self, claim: &Claim, cap: usize, permits: usize) -> Taken {
+        if self.ids.contains(&claim.id) {
+            return Taken::AlreadyHeld;
+        }
+        let endpoint = self
+            .endpoints
+            .entry(claim.subscription_id.clone())
+            .or_insert_with(|| Endpoint {
+                held: 0,
+                permits: Arc::new(Semaphore::new(permits)),
+            });
+        if endpoint.held >= cap {
+            return Taken::EndpointFull;
+        }
+        endpoint.held += 1;
+        self.ids.insert(claim.id.clone());
+        Taken::Yes(endpoint.permits.clone())
+    }
+
+    fn release(&mut self, claim: &Claim) {
+        self.ids.remove(&claim.id);
+        if let Some(endpoint) = self.endpoints.get_mut(&claim.subscription_id) {
+            endpoint.held -= 1;
+            if endpoint.held == 0 {
+                self.endpoints.remove(&claim.subscription_id);
+            }
+        }
+    }
+
+    /// Subscriptions with `cap` deliveries held, which a claim skips.
+    fn full(&self, cap: usize) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .filter(|(_, e)| e.held >= cap)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+enum Taken {
+    Yes(Arc<Semaphore>),
+    AlreadyHeld,
+    EndpointFull,
+}
+
+/// What one attempt came to.
+struct Attempt {
+    http_status: Option<u16>,
+    error: Option<String>,
+    excerpt: Option<String>,
+    /// The metrics label.
+    outcome: &'static str,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        events: Events,
+        settings: OutboundSettings,
+    ) -> anyhow::Result<Dispatcher> {
+        let timeout = settings.timeout();
+        let mut client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // A redirect could lead anywhere, past the address checks.
+            .redirect(Policy::none())
+            .pool_max_idle_per_host(settings.max_in_flight_per_endpoint)
+            .user_agent(concat!("firehook/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private_urls {
+            client = client.dns_resolver(guard::Resolver::shared());
+        }
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                metrics,
+                events,
+                client: client.build()?,
+                settings,
+                owner: ids::new_id("dsp"),
+                held: Mutex::new(Held::default()),
+                saturated: AtomicBool::new(false),
+                freed: Notify::new(),
+            }),
+        })
+    }
+
+    /// Runs until aborted: wakes on every commit that wrote events, when a slot frees up
+    /// after a full claim, and every `poll_interval_ms` for retries and other processes'
+    /// events.
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let interval = Duration::from_millis(self.inner.settings.poll_interval_ms.max(10));
+            let mut poll = tokio::time::interval(interval);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut stats_at = Instant::now() - STATS_EVERY;
+            loop {
+                tokio::select! {
+                    _ = self.inner.store.outbox_notified() => {}
+                    _ = self.inner.freed.notified() => {}
+                    _ = poll.tick() => {}
+                }
+                if stats_at.elapsed() >= STATS_EVERY {
+                    stats_at = Instant::now();
+                    self.refresh_stats().await;
+                }
+                if let Err(e) = self.claim().await {
+                    tracing::warn!(error = %e, "claiming outbound deliveries failed");
+                }
+            }
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        // Covers a wait for the endpoint's permit plus the longest send; renewed if short.
+        2 * self.timeout_ms() + 1000
+    }
+
+    fn timeout_ms(&self) -> i64 {
+        self.inner.settings.timeout().as_millis() as i64
+    }
+
+    async fn claim(&self) -> sqlx::Result<()> {
+        let permits = self.inner.settings.max_in_flight_per_endpoint.max(1);
+        let cap = permits * HELD_PER_PERMIT;
+        let (free, full) = {
+            let held = self.inner.held.lock().expect("held");
+            (MAX_HELD.saturating_sub(held.ids.len()), held.full(cap))
+        };
+        if free == 0 {
+            return Ok(());
+        }
+        let now = self.inner.clock.now_ms();
+        let store = &self.inner.store;
+        let owner = &self.inner.owner;
+        let claims = store
+            .claim_deliveries(owner, now, now + self.lease_ms(), free as i64, &full)
+            .await?;
+        self.inner
+            .saturated
+            .store(claims.len() >= free, Ordering::Relaxed);
+        for claim in claims {
+            let taken = self
+                .inner
+                .held
+                .lock()
+                .expect("held")
+                .take(&claim, cap, permits);
+            match taken {
+                Taken::Yes(permits) => {
+                    tokio::spawn(self.clone().deliver(claim, permits));
+                }
+                // A delivery renewed in the same millisecond as a claim comes back with it.
+                Taken::AlreadyHeld => {}
+                // One claim can bring many of one endpoint's deliveries; the rest wait
+                // in the database, where any process may take them.
+                Taken::EndpointFull => store.release_lease(&claim.id, owner).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(self, claim: Claim, permits: Arc<Semaphore>) {
+        let _permit = permits.acquire().await.expect("never closed");
+        if let Err(e) = self.deliver_held(&claim).await {
+            // The lease runs out and the delivery is claimed again.
+            tracing::warn!(delivery = %claim.id, error = %e, "recording an outbound attempt failed");
+        }
+        self.inner.held.lock().expect("held").release(&claim);
+        if self.inner.saturated.load(Ordering::Relaxed) {
+            self.inner.freed.notify_one();
+        }
+    }
+
+    async fn deliver_held(&self, claim: &Claim) -> sqlx::Result<()> {
+        let store = &self.inner.store;
+        let now = self.inner.clock.now_ms();
+        // A claim that waited for its endpoint keeps its lease for the whole send.
+        if claim.lease_until - now < self.timeout_ms() + 1000
+            && !store
+                .renew_lease(&claim.id, &self.inner.owner, now + self.lease_ms())
+                .await?
+        {
+            return Ok(()); // another process took it over
+        }
+        let started = Instant::now();
+        let attempted_at = self.inner.clock.now_ms();
+        let attempt = if claim.deleted_at.is_some() || !claim.enabled {
+            Attempt::skipped("the subscription is disabled or deleted")
+        } else {
+            self.send(claim, attempted_at).await
+        };
+        let latency_ms = started.elapsed().as_millis() as i64;
+        let succeeded = attempt.http_status.is_some_and(|s| (200..300).contains(&s));
+        let gone = attempt.http_status == Some(410);
+        let next = if succeeded {
+            let age = (self.inner.clock.now_ms() - claim.created_at).max(0);
+            self.inner
+                .metrics
+                .outbound_delivery_latency
+                .observe(age as f64 / 1000.0);
+            Next::Succeeded
+        } else if gone || attempt.outcome == "skipped" {
+            Next::Failed
+        } else {
+            self.retry_after(claim.retry_step, attempted_at)
+        };
+        if gone {
+            tracing::info!(subscription = %claim.subscription_id, "endpoint answered 410 Gone: subscription disabled");
+            store
+                .disable_subscription(&claim.org_id, &claim.subscription_id, attempted_at)
+                .await?;
+        }
+        self.inner
+            .metrics
+            .outbound_attempts
+            .with_label_values(&[attempt.outcome])
+            .inc();
+        let announced = json!({
+            "deliveryId": claim.id,
+            "subscriptionId": claim.subscription_id,
+            "eventId": claim.event_id,
+            "attempt": claim.attempts + 1,
+            "attemptedAt": rfc3339(attempted_at),
+            "httpStatus": attempt.http_status,
+            "latencyMs": latency_ms,
+            "error": attempt.error,
+            "status": match next {
+                Next::Succeeded => "succeeded",
+                Next::Retry { .. } => "pending",
+                Next::Failed => "failed",
+            },
+        });
+        store
+            .record_attempt(&AttemptRecord {
+                delivery_id: &claim.id,
+                owner: &self.inner.owner,
+                attempt: claim.attempts + 1,
+                attempted_at,
+                http_status: attempt.http_status.map(i64::from),
+                latency_ms,
+                error: attempt.error,
+                response_excerpt: attempt.excerpt,
+                next,
+            })
+            .await?;
+        self.inner
+            .events
+            .publish(&claim.org_id, StreamEventType::OutboundAttempt, announced);
+        Ok(())
+    }
+
+    /// The next step of the retry schedule, or `Failed` after its last.
+    fn retry_after(&self, step: i64, now: i64) -> Next {
+        let schedule = &self.inner.settings.retry_schedule;
+        match schedule.get(step.max(0) as usize) {
+            Some(secs) => {
+                let jitter = 1.0 + rand::thread_rng().gen_range(0.0..=JITTER);
+                let wait_ms = (secs.max(0.0) * 1000.0 * jitter) as i64;
+                Next::Retry {
+                    at: now + wait_ms,
+                    step: step + 1,
+                }
+            }
+            None => Next::Failed,
+        }
+    }
+
+    /// One signed POST of the event's body.
+    async fn send(&self, claim: &Claim, now_ms: i64) -> Attempt {
+        let url = match guard::parse(&claim.url) {
+            Ok(url) => url,
+            Err(e) => return Attempt::refused(e),
+        };
+        if !self.inner.settings.allow_private_urls {
+            // Names are vetted by the client's resolver; address literals never reach it.
+            if let Err(e) = guard::check_literal(&url) {
+                return Attempt::refused(e);
+            }
+        }
+        let timestamp = now_ms.div_euclid(1000);
+        // For a day after a rotation messages are signed with the old secret too.
+        let previous = claim
+            .previous_secret
+            .as_deref()
+            .filter(|_| claim.previous_expires_at.is_some_and(|at| at > now_ms));
+        let signature = sign::signature(
+            std::iter::once(claim.secret.as_str()).chain(previous),
+            &claim.event_id,
+            timestamp,
+            claim.body.as_bytes(),
+        );
+        let sent = self
+            .inner
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &claim.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(claim.body.clone())
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => return Attempt::failed(&e),
+        };
+        let status = response.status().as_u16();
+        let mut excerpt = Vec::new();
+        while excerpt.len() < EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        excerpt.truncate(EXCERPT_BYTES);
+        Attempt {
+            http_status: Some(status),
+            error: None,
+            excerpt: Some(String::from_utf8_lossy(&excerpt).into_owned()),
+            outcome: match status {
+                200..=299 => "succeeded",
+                410 => "gone",
+                _ => "http_error",
+            },
+        }
+    }
+
+    async fn refresh_stats(&self) {
+        match self.inner.store.outbound_queue().await {
+            Ok(stats) => {
+                let metrics = &self.inner.metrics;
+                metrics.outbound_queue_depth.set(stats.pending);
+                let age_ms = stats
+                    .oldest_created_at
+                    .map_or(0, |at| (self.inner.clock.now_ms() - at).max(0));
+                metrics
+                    .outbound_oldest_pending_seconds
+                    .set(age_ms as f64 / 1000.0);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the outbound queue failed"),
+        }
+    }
+}
+
+impl Attempt {
+    fn failed(e: &reqwest::Error) -> Attempt {
+        // reqwest's message names the URL only; the cause (refused, DNS, TLS) is below it.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        Attempt {
+            http_status: None,
+            error: Some(message),
+            excerpt: None,
+            outcome: if e.is_timeout() {
+                "timeout"
+            } else {
+                "network_error"
+            },
+        }
+    }
+
+    fn refused(e: guard::UrlError) -> Attempt {
+        Attempt {
+            http_status: None,
+            error: Some(e.to_string()),
+            excerpt: None,
+            outcome: "refused",
+        }
+    }
+
+    fn skipped(why: &str) -> Attempt {
+        Attempt {
+            http_status: None,
+            error: Some(why.to_owned()),
+            excerpt: None,
+            outcome: "skipped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: usize, subscription: &str) -> Claim {
+        Claim {
+            id: format!("whd_{id}"),
+            org_id: "org_1".into(),
+            event_id: format!("evt_{id}"),
+            subscription_id: subscription.into(),
+            attempts: 0,
+            retry_step: 0,
+            created_at: 0,
+            lease_until: 0,
+            body: "{}".into(),
+            url: "https://example.com".into(),
+            enabled: true,
+            deleted_at: None,
+            secret: String::new(),
+            previous_secret: None,
+            previous_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_backlogged_endpoint_leaves_slots_to_the_others() {
+        let mut held = Held::default();
+        let taken = (0..40)
+            .filter(|&i| matches!(held.take(&claim(i, "whs_slow"), 32, 8), Taken::Yes(_)))
+            .count();
+        assert_eq!(taken, 32);
+        assert_eq!(held.full(32), ["whs_slow"]);
+        assert!(matches!(
+            held.take(&claim(99, "whs_other"), 32, 8),
+            Taken::Yes(_)
+        ));
+        assert!(matches!(
+            held.take(&claim(99, "whs_other"), 32, 8),
+            Taken::AlreadyHeld
+        ));
+
+        held.release(&claim(0, "whs_slow"));
+        assert!(held.full(32).is_empty());
+        assert!(matches!(
+            held.take(&claim(40, "whs_slow"), 32, 8),
+            Taken::Yes(_)
+        ));
+    }
+}

@@ -1,0 +1,526 @@
+//! Outbound webhooks: subscriptions, and the deliveries the dispatcher claims, sends and
+//! records. Several processes share the deliveries through leases: a claim owns a delivery
+//! until its lease ends, so no attempt is sent twice at once, and a crashed process's
+//! claims are taken over when their leases run out.
+
+use sqlx::FromRow;
+
+use super::outbox::{insert_outbox, rejected_event, RejectedDelivery};
+use super::{with_read, with_write, Backend, Page, Store};
+use crate::domain::OutboundStatus;
+
+#[derive(Clone, FromRow)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub org_id: String,
+    pub url: String,
+    /// JSON array of event types (`["*"]`: all).
+    pub events: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for SubscriptionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionRow")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A delivery this process claimed, with what sending it needs.
+#[derive(Clone, FromRow)]
+pub struct Claim {
+    pub id: String,
+    pub org_id: String,
+    pub event_id: String,
+    pub subscription_id: String,
+    pub attempts: i64,
+    pub retry_step: i64,
+    pub created_at: i64,
+    pub lease_until: i64,
+    pub body: String,
+    pub url: String,
+    pub enabled: bool,
+    pub deleted_at: Option<i64>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_expires_at: Option<i64>,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    /// Pending again, due at `at`; `step` is the retry schedule's next index.
+    Retry {
+        at: i64,
+        step: i64,
+    },
+    Failed,
+}
+
+#[derive(Debug)]
+pub struct AttemptRecord<'a> {
+    pub delivery_id: &'a str,
+    /// The process that claimed the delivery.
+    pub owner: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub attempted_at: i64,
+    pub http_status: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboundDeliveryRow {
+    pub id: String,
+    pub subscription_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: String,
+    pub attempt: i64,
+    pub attempted_at: i64,
+    pub http_status: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// Filters of the delivery log; each one given narrows it.
+#[derive(Debug, Default)]
+pub struct OutboundFilter<'a> {
+    pub subscription_id: Option<&'a str>,
+    pub status: Option<OutboundStatus>,
+    pub event_type: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct QueueStats {
+    pub pending: i64,
+    /// When the oldest pending delivery's event was created.
+    pub oldest_created_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, org_id, url, events, description, enabled, secret, previous_secret, \
+                       previous_expires_at, created_at, updated_at";
+const DELIVERY_COLUMNS: &str = "id, subscription_id, event_id, event_type, status, attempts, \
+                                next_attempt_at, created_at, updated_at";
+
+/// Picks due deliveries nobody holds, except those of the subscriptions in `$5`.
+/// PostgreSQL locks the picked rows and skips rows locked by a concurrent claim, so several
+/// processes never take the same delivery.
+const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
+     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+     AND NOT (subscription_id = ANY($5)) \
+     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+/// The same on SQLite, whose single writer serialises claims; `$5` is a JSON array.
+const CLAIM_SQLITE: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
+     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+     AND subscription_id NOT IN (SELECT value FROM json_each($5)) \
+     ORDER BY next_attempt_at LIMIT $4)";
+
+/// The deliveries one claim leased; the due range keeps it on the due index.
+const CLAIMED: &str = "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.attempts, \
+     d.retry_step, d.created_at, d.lease_until, e.body, s.url, s.enabled, s.deleted_at, \
+     s.secret, s.previous_secret, s.previous_expires_at \
+     FROM outbound_deliveries d JOIN outbound_events e ON e.id = d.event_id \
+     JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+     AND d.leased_by = $1 AND d.lease_until = $2";
+
+impl Store {
+    pub async fn insert_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(&format!(
+                "INSERT INTO webhook_subscriptions ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(&s.id)
+            .bind(&s.org_id)
+            .bind(&s.url)
+            .bind(&s.events)
+            .bind(&s.description)
+            .bind(s.enabled)
+            .bind(&s.secret)
+            .bind(&s.previous_secret)
+            .bind(s.previous_expires_at)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .execute(pool)
+            .await?;
+        });
+        self.forget_subscribers(&s.org_id).await;
+        Ok(())
+    }
+
+    pub async fn get_subscription(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> sqlx::Result<Option<SubscriptionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_subscriptions \
+             WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
+        );
+        with_read!(self, pool => sqlx::query_as(&sql).bind(org_id).bind(id).fetch_optional(pool).await)
+    }
+
+    pub async fn list_subscriptions(
+        &self,
+        org_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> sqlx::Result<Page<SubscriptionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_subscriptions WHERE org_id = $1 \
+             AND deleted_at IS NULL AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        let rows = with_read!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(Page::from_rows(rows, limit))
+    }
+
+    /// Writes a subscription's editable columns and its secrets.
+    pub async fn update_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET url = $1, events = $2, description = $3, \
+                 enabled = $4, secret = $5, previous_secret = $6, previous_expires_at = $7, \
+                 updated_at = $8 WHERE org_id = $9 AND id = $10",
+            )
+            .bind(&s.url)
+            .bind(&s.events)
+            .bind(&s.description)
+            .bind(s.enabled)
+            .bind(&s.secret)
+            .bind(&s.previous_secret)
+            .bind(s.previous_expires_at)
+            .bind(s.updated_at)
+            .bind(&s.org_id)
+            .bind(&s.id)
+            .execute(pool)
+            .await?;
+        });
+        self.forget_subscribers(&s.org_id).await;
+        Ok(())
+    }
+
+    /// Deletes a subscription; its pending deliveries fail when they come due.
+    pub async fn delete_subscription(
+        &self,
+        org_id: &str,
+        id: &str,
+        now: i64,
+    ) -> sqlx::Result<bool> {
+        let deleted = with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET deleted_at = $1, enabled = $2 \
+                 WHERE org_id = $3 AND id = $4 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(false)
+            .bind(org_id)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected() == 1
+        });
+        self.forget_subscribers(org_id).await;
+        Ok(deleted)
+    }
+
+    /// Turns a subscription off (its endpoint answered 410 Gone).
+    pub async fn disable_subscription(&self, org_id: &str, id: &str, now: i64) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET enabled = $1, updated_at = $2 \
+                 WHERE org_id = $3 AND id = $4",
+            )
+            .bind(false)
+            .bind(now)
+            .bind(org_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
+        self.forget_subscribers(org_id).await;
+        Ok(())
+    }
+
+    /// Writes the `delivery.rejected` event of a refused receive-URL request, if a
+    /// subscription of the org wants it.
+    pub async fn record_rejected_delivery(&self, r: &RejectedDelivery<'_>) -> anyhow::Result<()> {
+        let subscribers = self.subscribers(r.org_id).await?;
+        let Some(event) = rejected_event(&subscribers, r) else {
+            return Ok(());
+        };
+        with_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            insert_outbox!(&mut *tx, [&event]);
+            tx.commit().await?;
+        });
+        self.outbox_written();
+        Ok(())
+    }
+
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`, none of the
+    /// subscriptions in `skip`.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        skip: &[String],
+    ) -> sqlx::Result<Vec<Claim>> {
+        // Most polls find nothing due: a read answers them without taking SQLite's write
+        // lock from the fire committer.
+        let due: Option<i32> = with_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' \
+                 AND next_attempt_at <= $1 LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        if due.is_none() {
+            return Ok(vec![]);
+        }
+        let claimed = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(CLAIM_POSTGRES)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .bind(skip)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite { write, .. } => sqlx::query(CLAIM_SQLITE)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .bind(serde_json::json!(skip).to_string())
+                .execute(write)
+                .await?
+                .rows_affected(),
+        };
+        if claimed == 0 {
+            return Ok(vec![]);
+        }
+        with_read!(self, pool => {
+            sqlx::query_as(CLAIMED)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_all(pool)
+                .await
+        })
+    }
+
+    /// Gives a claimed delivery back before its lease ends.
+    pub async fn release_lease(&self, id: &str, owner: &str) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE outbound_deliveries SET leased_by = NULL, lease_until = NULL \
+                 WHERE id = $1 AND leased_by = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Extends `owner`'s lease on a delivery; `false` when another process took it over.
+    pub async fn renew_lease(&self, id: &str, owner: &str, until: i64) -> sqlx::Result<bool> {
+        with_write!(self, pool => {
+            Ok(sqlx::query(
+                "UPDATE outbound_deliveries SET lease_until = $1 \
+                 WHERE id = $2 AND leased_by = $3 AND status = 'pending'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected() == 1)
+        })
+    }
+
+    /// Records an attempt and what follows it, releasing the lease.
+    pub async fn record_attempt(&self, a: &AttemptRecord<'_>) -> sqlx::Result<()> {
+        let (status, at, step) = match a.next {
+            Next::Succeeded => (OutboundStatus::Succeeded, a.attempted_at, None),
+            Next::Retry { at, step } => (OutboundStatus::Pending, at, Some(step)),
+            Next::Failed => (OutboundStatus::Failed, a.attempted_at, None),
+        };
+        with_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO outbound_attempts (delivery_id, attempt, attempted_at, \
+                 http_status, latency_ms, error, response_excerpt) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(a.delivery_id)
+            .bind(a.attempt)
+            .bind(a.attempted_at)
+            .bind(a.http_status)
+            .bind(a.latency_ms)
+            .bind(&a.error)
+            .bind(&a.response_excerpt)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE outbound_deliveries SET status = $1, attempts = $2, \
+                 retry_step = COALESCE($3, retry_step), next_attempt_at = $4, \
+                 leased_by = NULL, lease_until = NULL, updated_at = $5 \
+                 WHERE id = $6 AND leased_by = $7",
+            )
+            .bind(status.as_str())
+            .bind(a.attempt)
+            .bind(step)
+            .bind(at)
+            .bind(a.attempted_at)
+            .bind(a.delivery_id)
+            .bind(a.owner)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Makes a delivery due now. One that is no longer pending gets one more attempt
+    /// (`last_step` is the retry schedule's length). `false` for an unknown delivery.
+    pub async fn retry_outbound_delivery(
+        &self,
+        org_id: &str,
+        id: &str,
+        now: i64,
+        last_step: i64,
+    ) -> sqlx::Result<bool> {
+        let found = with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE outbound_deliveries SET \
+                 retry_step = CASE WHEN status = 'pending' THEN retry_step ELSE $1 END, \
+                 status = 'pending', next_attempt_at = $2, updated_at = $2 \
+                 WHERE org_id = $3 AND id = $4",
+            )
+            .bind(last_step)
+            .bind(now)
+            .bind(org_id)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected() == 1
+        });
+        if found {
+            self.outbox_written();
+        }
+        Ok(found)
+    }
+
+    pub async fn get_outbound_delivery(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> sqlx::Result<Option<OutboundDeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbound_deliveries WHERE org_id = $1 AND id = $2"
+        );
+        with_read!(self, pool => sqlx::query_as(&sql).bind(org_id).bind(id).fetch_optional(pool).await)
+    }
+
+    /// The delivery log, newest first; `before` is the last id of the previous page.
+    pub async fn list_outbound_deliveries(
+        &self,
+        org_id: &str,
+        filter: &OutboundFilter<'_>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> sqlx::Result<Page<OutboundDeliveryRow>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbound_deliveries WHERE org_id = $1 \
+             AND ($2 IS NULL OR subscription_id = $2) AND ($3 IS NULL OR status = $3) \
+             AND ($4 IS NULL OR event_type = $4) AND ($5 IS NULL OR id < $5) \
+             ORDER BY id DESC LIMIT $6"
+        );
+        let rows = with_read!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(filter.subscription_id)
+                .bind(filter.status.map(OutboundStatus::as_str))
+                .bind(filter.event_type)
+                .bind(before)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(Page::from_rows(rows, limit))
+    }
+
+    /// The attempts of these deliveries, in order.
+    pub async fn attempts_of(&self, delivery_ids: &[&str]) -> sqlx::Result<Vec<AttemptRow>> {
+        if delivery_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let placeholders: Vec<String> = (1..=delivery_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT delivery_id, attempt, attempted_at, http_status, latency_ms, error, \
+             response_excerpt FROM outbound_attempts WHERE delivery_id IN ({}) \
+             ORDER BY delivery_id, attempt",
+            placeholders.join(", ")
+        );
+        with_read!(self, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for id in delivery_ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await
+        })
+    }
+
+    pub async fn outbound_queue(&self) -> sqlx::Result<QueueStats> {
+        with_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest_created_at \
+                 FROM outbound_deliveries WHERE status = 'pending'",
+            )
+            .fetch_one(pool)
+            .await
+        })
+    }
+}
