@@ -25,7 +25,7 @@ struct FireBody {
     #[schema(value_type = Object)]
     payload: Map<String, Value>,
     /// 1 to 100 characters; the `Idempotency-Key` header wins over it.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     idempotency_key: Option<String>,
     /// Validate and resolve only: nothing is written, the key not consumed.
     #[serde(default)]
@@ -157,7 +157,8 @@ impl Answer {
 #[utoipa::path(post, operation_id = "fireTrigger", path = "/v1/automations/triggers/{id}/fire", tag = "triggers",
     params(
         ("id" = String, Path, description = "The trigger's `triggerEventId`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 100 characters; wins over the body's `idempotencyKey`"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "\\S", max_length = 100,
+            description = "1 to 100 characters; wins over the body's `idempotencyKey`"),
     ),
     request_body = FireBody,
     responses(

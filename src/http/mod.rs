@@ -26,7 +26,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, Handler, HttpMessage, Responder};
+use actix_web::{web, FromRequest, Handler, HttpMessage, Resource, Responder};
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -61,7 +61,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(openapi::document))
         .configure(console::routes);
-    v1_routes(cfg);
+    let mut resources = Resources::default();
+    v1_routes(&mut resources);
+    resources.register(cfg);
     cfg.route(
         "/api/integrations/{provider}/webhook/{connection_id}",
         web::post().to(receive::receive),
@@ -79,14 +81,45 @@ pub trait Router {
         F::Output: Responder + 'static;
 }
 
-impl Router for web::ServiceConfig {
+/// Routes grouped by path, one actix resource each, so that a path asked with a method it
+/// does not serve answers 405 with `Allow` rather than 404.
+#[derive(Default)]
+struct Resources(Vec<(String, Vec<Method>, Resource)>);
+
+impl Router for Resources {
     fn add<F, Args>(&mut self, method: Method, path: &str, handler: F) -> &mut Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.route(path, web::method(method).to(handler))
+        let route = web::method(method.clone()).to(handler);
+        match self.0.iter_mut().find(|(p, _, _)| p == path) {
+            Some((_, methods, resource)) => {
+                methods.push(method);
+                let taken = std::mem::replace(resource, web::resource(path));
+                *resource = taken.route(route);
+            }
+            None => self.0.push((
+                path.to_owned(),
+                vec![method],
+                web::resource(path).route(route),
+            )),
+        }
+        self
+    }
+}
+
+impl Resources {
+    fn register(self, cfg: &mut web::ServiceConfig) {
+        for (_, methods, resource) in self.0 {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            let allow = allow.join(", ");
+            cfg.service(resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { ops::method_not_allowed(&allow) }
+            })));
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use adapters::Provider;
+use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -11,6 +13,7 @@ use super::{
     automations, connections, contacts, deliveries, events, fire, outbound_log, subscriptions,
     triggers,
 };
+use crate::domain::{DeliveryStatus, EventType, OutboundStatus};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +38,8 @@ use super::{
         subscriptions::rotate_secret, outbound_log::list, outbound_log::retry,
         events::stream,
     ),
+    // Vocabularies named only by query parameters, which do not register their schemas.
+    components(schemas(DeliveryStatus, OutboundStatus, EventType)),
     modifiers(&Security),
     security(("bearer" = []), ("apiKey" = [])),
 )]
@@ -61,10 +66,17 @@ impl Modify for Security {
 pub fn json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        name_providers(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("the document serialises")
     })
+}
+
+/// The provider slugs a connection takes, from the provider registry.
+fn name_providers(doc: &mut Value) {
+    let slugs: Vec<&str> = Provider::all().map(Provider::slug).collect();
+    doc["components"]["schemas"]["CreateConnection"]["properties"]["provider"]["enum"] =
+        serde_json::json!(slugs);
 }
 
 pub async fn document() -> HttpResponse {

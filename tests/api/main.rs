@@ -7,6 +7,7 @@ mod ops;
 
 mod api;
 mod cli;
+mod console;
 mod deliveries;
 mod events;
 mod fire;
