@@ -66,7 +66,14 @@ fn render(
 ) -> Result<Value, ApiError> {
     let secrets: Vec<Value> = secrets
         .iter()
-        .map(|s| json!({"secretId": s.id, "hint": s.hint, "createdAt": rfc3339(s.created_at)}))
+        .map(|s| {
+            json!({
+                "secretId": s.id,
+                "hint": s.hint,
+                "createdAt": rfc3339(s.created_at),
+                "lastVerifiedAt": s.last_verified_at.map(rfc3339),
+            })
+        })
         .collect();
     let mut out = json!({
         "connectionId": c.id,
@@ -104,6 +111,7 @@ fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
         secret,
         hint,
         created_at: now,
+        last_verified_at: None,
     }
 }
 
@@ -337,8 +345,8 @@ pub async fn create(
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// `health`: the latest deliveries and the last 24 hours' counts, from the delivery log
-/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's: a
-/// verification does not say which of several active secrets matched.
+/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's; each
+/// secret carries its own.
 async fn health(state: &State, connection_id: &str) -> Result<Value, ApiError> {
     let health = state
         .store
