@@ -65,6 +65,9 @@ pub struct Verified {
     provider: Provider,
     headers: Headers,
     body: Vec<u8>,
+    /// Which of the connection's secrets verified it (an index into the slice [`verify`]
+    /// was given); `None` for a delivery read back from the log.
+    secret: Option<usize>,
 }
 
 impl Verified {
@@ -77,6 +80,10 @@ impl Verified {
     pub fn body(&self) -> &[u8] {
         &self.body
     }
+    /// The index of the secret that verified the delivery, in the slice [`verify`] took.
+    pub fn secret_index(&self) -> Option<usize> {
+        self.secret
+    }
 
     /// A delivery that [`verify`] accepted on arrival, read back from the server's delivery
     /// log to be mapped again (a replay). Only for bytes and headers that were verified
@@ -87,6 +94,7 @@ impl Verified {
             provider,
             headers,
             body,
+            secret: None,
         }
     }
 
@@ -97,6 +105,7 @@ impl Verified {
             provider,
             headers: headers.iter().copied().collect(),
             body: body.as_bytes().to_vec(),
+            secret: None,
         }
     }
 }
@@ -112,11 +121,21 @@ pub fn verify(
     if secrets.is_empty() {
         return Err(VerifyError::NoActiveSecret);
     }
-    scheme::check(provider.scheme(), inbound, secrets, now_unix)?;
+    let scheme = provider.scheme();
+    scheme::check(scheme, inbound, secrets, now_unix)?;
+    // Which secret verified matters only while several are active (a rotation), so only
+    // then is each one tried on its own, which costs a MAC or a comparison per secret.
+    let secret = match secrets.len() {
+        1 => 0,
+        _ => (0..secrets.len())
+            .find(|&i| scheme::check(scheme, inbound, &secrets[i..=i], now_unix).is_ok())
+            .unwrap_or(0),
+    };
     Ok(Verified {
         provider,
         headers: inbound.headers.clone(),
         body: inbound.body.to_vec(),
+        secret: Some(secret),
     })
 }
 

@@ -28,3 +28,6 @@ CREATE INDEX deliveries_health ON deliveries(connection_id, status, received_at)
 CREATE INDEX deliveries_received ON deliveries(received_at);
 -- Retention deletes expired idempotency keys in small batches.
 CREATE INDEX fire_keys_created ON fire_keys(created_at);
+-- When each secret last verified a delivery (kept to the minute), so an operator knows when
+-- an old secret stops being used and may be removed.
+ALTER TABLE connection_secrets ADD COLUMN last_verified_at BIGINT;

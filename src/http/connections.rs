@@ -123,6 +123,8 @@ pub struct SecretHint {
     /// The secret's last four characters.
     hint: String,
     created_at: String,
+    /// When a delivery last verified with this secret (so an old one can be removed).
+    last_verified_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -159,6 +161,7 @@ fn render(
                 secret_id: s.id.clone(),
                 hint: s.hint.clone(),
                 created_at: rfc3339(s.created_at),
+                last_verified_at: s.last_verified_at.map(rfc3339),
             })
             .collect(),
         triggers,
@@ -184,6 +187,7 @@ fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
         secret,
         hint,
         created_at: now,
+        last_verified_at: None,
     }
 }
 
@@ -423,8 +427,8 @@ pub async fn create(
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// `health`: the latest deliveries and the last 24 hours' counts, from the delivery log
-/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's: a
-/// verification does not say which of several active secrets matched.
+/// (so within `retention.deliveries_days`). `lastVerifiedAt` is the connection's; each
+/// secret carries its own.
 async fn health(state: &State, connection_id: &str) -> Result<Health, ApiError> {
     let health = state
         .store

@@ -18,166 +18,33 @@ pub mod contact;
 mod dedupe;
 pub mod graph;
 pub mod log;
+mod outcome;
 pub mod schema;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::{
-    Action, ContactRecord, Delivery, Headers, Inbound, MapError, SkipReason, VerifyError,
-};
+use adapters::{Action, ContactRecord, Delivery, Headers, Inbound, SkipReason};
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
-use crate::domain::{
-    DeliveryStatus, Email, FireOutcome, IdempotencyKey, IgnoreReason, TriggerStatus,
-};
+use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason, TriggerStatus};
 use crate::events::{Events, StreamEventType};
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
-    duplicate_of, Arrival, DeliveryDetail, FireError, FireMode, FireRecord, FireWrite, FireWritten,
-    KeyClaim, LiveConnection, LoadError, LoggedDelivery, RejectedDelivery, StartedRun, Store,
-    Verdict,
+    duplicate_of, Arrival, DeliveryDetail, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim,
+    LiveConnection, LoggedDelivery, RejectedDelivery, Store, Verdict,
 };
 use dedupe::{Claimed, Claims};
 use log::RejectedLog;
-use schema::Resolved;
+pub use outcome::{ApiFire, ApiFired, Delivered, Fired, Outcome, PipelineError, Rejection};
 
 const NO_EMAIL: IgnoreReason = IgnoreReason::Delivery(SkipReason::NoEmail);
 
 /// Where a fire came from, as metrics and trigger instances name it.
 const API_SOURCE: &str = "api";
-
-/// A fire that was recorded: its trigger instance and the runs it started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    pub instance_id: String,
-    pub received_at_ms: i64,
-    pub runs: Vec<StartedRun>,
-}
-
-impl Fired {
-    pub fn run_ids(&self) -> impl Iterator<Item = &str> {
-        self.runs.iter().map(|r| r.run_id.as_str())
-    }
-}
-
-/// What a fire came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// One run per published automation was started.
-    Triggered(Fired),
-    /// The contact was upserted and the fire recorded; no automation bound to the trigger
-    /// is published.
-    NoPublishedAutomation(Fired),
-    /// The trigger is disabled: the fire was recorded and started nothing.
-    TriggerDisabled(Fired),
-    /// The fire was recorded with this reason; nothing was upserted.
-    Ignored(IgnoreReason),
-    /// The key was used before for the same request: the earlier fire.
-    Replay(Fired),
-    /// The key was used before for a different request: the earlier fire.
-    Conflict(Fired),
-}
-
-/// A receive-URL request that was not accepted.
-#[derive(Debug)]
-pub enum Rejection {
-    /// The connection is disabled (404).
-    Disabled,
-    /// The body is over the size limit (413).
-    TooLarge,
-    /// The body could not be read off the connection (400).
-    BodyUnreadable,
-    /// The signature or token did not verify (401).
-    Signature(VerifyError),
-    /// Verified, but the body cannot be read as the provider's payload (400).
-    Unreadable(MapError),
-}
-
-impl Rejection {
-    /// The reason the delivery log shows.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::Disabled => "connection_disabled",
-            Rejection::TooLarge => "body_too_large",
-            Rejection::BodyUnreadable => "body_unreadable",
-            Rejection::Signature(e) => e.reason(),
-            Rejection::Unreadable(MapError::InvalidJson(_)) => "invalid_json",
-            Rejection::Unreadable(MapError::MissingEvent(_)) => "missing_event",
-        }
-    }
-
-    /// The HTTP status the receive URL answers it with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Rejection::Disabled => 404,
-            Rejection::TooLarge => 413,
-            Rejection::Signature(_) => 401,
-            Rejection::BodyUnreadable | Rejection::Unreadable(_) => 400,
-        }
-    }
-}
-
-/// What a receive-URL request came to.
-#[derive(Debug)]
-pub enum Delivered {
-    Rejected(Rejection),
-    Answered {
-        /// The delivery's entry in the log.
-        delivery_id: String,
-        /// The event name of the mapped delivery.
-        event: String,
-        /// The trigger this event fires on the connection.
-        trigger_id: String,
-        outcome: Outcome,
-    },
-}
-
-/// An API fire as the request states it.
-#[derive(Debug)]
-pub struct ApiFire {
-    pub payload: Map<String, Value>,
-    pub key: Option<IdempotencyKey>,
-    pub dry_run: bool,
-}
-
-/// What an API fire came to.
-#[derive(Debug)]
-pub enum ApiFired {
-    TriggerNotFound,
-    /// The payload does not fit the trigger's schema; nothing was written. `resolved` is
-    /// set when the schema resolved it but its email is not an address.
-    PayloadMismatch {
-        problems: Vec<Value>,
-        resolved: Option<Resolved>,
-    },
-    /// A dry run: validated and resolved, nothing written, the key not consumed.
-    Ready(Resolved),
-    Fired {
-        resolved: Resolved,
-        outcome: Outcome,
-    },
-}
-
-/// A fire that could not be carried out; nothing of it was committed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PipelineError {
-    #[error("loading the trigger or the contact failed")]
-    Load(#[source] Arc<LoadError>),
-    #[error("looking up a contact by provider id failed")]
-    Lookup(#[source] Arc<sqlx::Error>),
-    #[error("writing the fire failed")]
-    Write(#[source] Arc<FireError>),
-}
-
-impl From<Arc<LoadError>> for PipelineError {
-    fn from(e: Arc<LoadError>) -> PipelineError {
-        PipelineError::Load(e)
-    }
-}
 
 /// How long keys are held: API Idempotency-Keys for the idempotency window; provider
 /// event ids for that window or the delivery log's retention, whichever is longer, so a
@@ -204,10 +71,16 @@ pub struct Pipeline {
     metrics: Metrics,
     claims: Claims,
     rejected: RejectedLog,
+    /// Secrets whose `lastVerifiedAt` was written in the last minute.
+    noted_secrets: moka::future::Cache<String, ()>,
     window_ms: i64,
     delivery_window_ms: i64,
     events: Events,
 }
+
+/// How stale a secret's `lastVerifiedAt` may be: it is written at most once a minute per
+/// secret and process, so it costs nothing on the fire path.
+const SECRET_NOTE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Pipeline {
     /// Builds the pipeline and starts the writer of rejected deliveries on the current
@@ -224,6 +97,10 @@ impl Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
             rejected: RejectedLog::start(store.clone(), metrics.clone()),
             events: Events::new(clock.clone()),
+            noted_secrets: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(SECRET_NOTE_INTERVAL)
+                .build(),
             store,
             clock,
             metrics,
@@ -250,7 +127,10 @@ impl Pipeline {
         let headers = log::redacted_headers(inbound.headers);
         let body_bytes = inbound.body.len();
         let verified = match adapters::verify(provider, inbound, &connection.secrets, now_unix) {
-            Ok(verified) => verified,
+            Ok(verified) => {
+                self.note_verified(connection, &verified, now_ms).await;
+                verified
+            }
             Err(e) => {
                 tracing::warn!(
                     provider = provider.slug(),
@@ -403,6 +283,29 @@ impl Pipeline {
             trigger_id,
             outcome,
         })
+    }
+
+    /// Records which secret verified a delivery, once a minute per secret. A failure is
+    /// logged: the delivery itself is not at stake.
+    async fn note_verified(
+        &self,
+        connection: &LiveConnection,
+        verified: &adapters::Verified,
+        now_ms: i64,
+    ) {
+        let Some(secret_id) = verified
+            .secret_index()
+            .and_then(|i| connection.secret_ids.get(i))
+        else {
+            return;
+        };
+        if self.noted_secrets.contains_key(secret_id) {
+            return;
+        }
+        self.noted_secrets.insert(secret_id.clone(), ()).await;
+        if let Err(e) = self.store.mark_secret_verified(secret_id, now_ms).await {
+            tracing::warn!(error = %e, secret = %secret_id, "noting a secret's last use failed");
+        }
     }
 
     /// Logs a rejected request and answers it.

@@ -27,6 +27,8 @@ pub struct LiveConnection {
     pub row: ConnectionRow,
     pub provider: Provider,
     pub secrets: Vec<Secret>,
+    /// The id of each secret in `secrets`, in the same order.
+    pub secret_ids: Vec<String>,
     pub options: Value,
 }
 
@@ -116,16 +118,17 @@ impl Store {
                     .ok_or_else(|| corrupt("provider", format!("unknown `{}`", row.provider)))?;
                 let options = serde_json::from_str(&row.options)
                     .map_err(|e| corrupt("options", e.to_string()))?;
-                let secrets = self
+                let (secret_ids, secrets) = self
                     .active_secrets(id)
                     .await?
                     .into_iter()
-                    .map(|s| Secret::new(s.secret))
-                    .collect();
+                    .map(|s| (s.id, Secret::new(s.secret)))
+                    .unzip();
                 Ok(Some(Arc::new(LiveConnection {
                     row,
                     provider,
                     secrets,
+                    secret_ids,
                     options,
                 })))
             })

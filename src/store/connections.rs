@@ -24,6 +24,8 @@ pub struct SecretRow {
     pub secret: String,
     pub hint: String,
     pub created_at: i64,
+    /// When the secret last verified a delivery, to the minute.
+    pub last_verified_at: Option<i64>,
 }
 
 impl std::fmt::Debug for SecretRow {
@@ -53,7 +55,7 @@ pub struct NewConnection {
 }
 
 const COLUMNS: &str = "id, org_id, provider, name, enabled, options, created_at, updated_at";
-const SECRET_COLUMNS: &str = "id, connection_id, secret, hint, created_at";
+const SECRET_COLUMNS: &str = "id, connection_id, secret, hint, created_at, last_verified_at";
 /// Binds a secret row to [`INSERT_SECRET`].
 macro_rules! bind_secret {
     ($query:expr, $s:expr) => {
@@ -149,6 +151,21 @@ impl Store {
              WHERE connection_id = $1 AND removed_at IS NULL ORDER BY id"
         );
         with_read!(self, pool => sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await)
+    }
+
+    /// Notes that a secret verified a delivery at `at` (a later note wins).
+    pub async fn mark_secret_verified(&self, secret_id: &str, at: i64) -> sqlx::Result<()> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE connection_secrets SET last_verified_at = $1 \
+                 WHERE id = $2 AND (last_verified_at IS NULL OR last_verified_at < $1)",
+            )
+            .bind(at)
+            .bind(secret_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
     }
 
     /// Writes a connection's editable columns, its secret changes and the triggers its

@@ -452,6 +452,30 @@ async fn secrets_rotate_and_are_never_shown_again(backend: Backend) {
         .find(|s| s["hint"] == "cmV0")
         .expect("old secret's hint")["secretId"]
         .clone();
+    // While both are active, each secret says when it last verified a delivery.
+    assert!(secrets.iter().all(|s| s["lastVerifiedAt"].is_null()));
+    let fired = deliver(&app, &fixture, &connection.id).await;
+    assert_eq!(fired.body["status"], "triggered", "{:?}", fired.body);
+    let both = app.get(&path).await.body["secrets"].clone();
+    let verified_at = |id: &Value| {
+        both.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["secretId"] == *id)
+            .unwrap()["lastVerifiedAt"]
+            .clone()
+    };
+    assert_eq!(
+        verified_at(&old),
+        Value::Null,
+        "the old secret verified nothing"
+    );
+    let new = secrets.iter().find(|s| s["secretId"] != old).unwrap()["secretId"].clone();
+    assert_eq!(
+        verified_at(&new),
+        json!(firehook::clock::rfc3339(fixture.timestamp_ms())),
+        "{both}"
+    );
     let removed = app.patch(&path, &json!({"removeSecretId": old})).await;
     assert_eq!(
         removed.body["secrets"].as_array().unwrap().len(),
@@ -464,7 +488,7 @@ async fn secrets_rotate_and_are_never_shown_again(backend: Backend) {
     assert_eq!((refused.status, refused.error_code()), (409, "LAST_SECRET"));
     assert_eq!(
         deliver(&app, &fixture, &connection.id).await.body["status"],
-        "triggered"
+        "duplicate"
     );
     let shown = app.get(&path).await;
     assert!(
