@@ -9,6 +9,10 @@ GATEWAY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 export GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
 export FIREHOOK_API_KEY="fh_check_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
+# Outbound webhooks go through a proxy on a closed local port: whatever subscription URL a
+# test or the fuzzer creates, the gateway's sends stay on this machine and fail.
+ALL_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 \
+NO_PROXY= all_proxy= http_proxy= https_proxy= no_proxy= \
 FIREHOOK__BOOTSTRAP__API_KEY="$FIREHOOK_API_KEY" \
 FIREHOOK__DATABASE__URL="sqlite://$GATEWAY_DIR/firehook.db" \
 FIREHOOK__SERVER__BIND="127.0.0.1:$GATEWAY_PORT" \

@@ -3,9 +3,9 @@ arrive live, open it, replay it; a wrong key shows an error."""
 
 import base64
 import json
-import os
 import pathlib
 import secrets
+import time
 from datetime import datetime, timezone
 
 import requests
@@ -146,3 +146,29 @@ def test_the_keyboard_reaches_every_section(page, gateway):
         page.keyboard.press("Enter")
         expect(page.locator("#view h1")).to_be_focused()
         expect(link).to_have_attribute("aria-current", "page")
+
+
+def test_outbound_deliveries_show_their_attempts_and_can_be_retried(page, gateway, api):
+    subscription = api("POST", "/v1/webhook-subscriptions", json={
+        "url": "http://127.0.0.1:9/hooks", "events": ["trigger.fired"]})
+    trigger = api("POST", "/v1/automations/triggers", json={
+        "title": "Outbound test", "payloadSchema": {"fields": [
+            {"key": "email", "type": "string", "required": True}]}})
+    url, key = gateway
+    requests.post(f"{url}/v1/automations/triggers/{trigger['triggerEventId']}/fire",
+                  json={"payload": {"email": "out@example.com"}},
+                  headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    # The first send fails (nothing listens there); wait for it to be recorded.
+    query = f"/v1/webhook-subscriptions/deliveries?subscriptionId={subscription['subscriptionId']}"
+    deadline = time.monotonic() + 15
+    while not (deliveries := api("GET", query)["data"]) or not deliveries[0]["attempts"]:
+        assert time.monotonic() < deadline, "no attempt recorded within 15 s"
+        time.sleep(0.2)
+    delivery = deliveries[0]
+
+    sign_in(page, gateway)
+    page.get_by_role("link", name="Outbound").click()
+    expect(page.get_by_role("heading", name="Outbound webhooks")).to_be_visible()
+    expect(page.get_by_role("table", name="Subscriptions")).to_contain_text("http://127.0.0.1:9/hooks")
+    page.get_by_role("button", name=f"Retry {delivery['deliveryId']}").click()
+    expect(page.get_by_text(f"Retry of {delivery['deliveryId']} sent.")).to_be_visible()
