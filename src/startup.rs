@@ -56,6 +56,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::input::guard))
                 .wrap(from_fn(http::observe))
                 .configure(http::routes)
         })

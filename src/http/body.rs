@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
+use super::input::is_refused;
 use super::State;
 
 /// Reads the whole body, refusing more than `limit` bytes (413) without buffering them.
@@ -86,13 +87,9 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let param = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid(param.clone(), format!("{param}: {}", e.into_inner()))
+        let message = without_quoted_values(&e.into_inner().to_string());
+        ApiError::invalid(param.clone(), format!("{param}: {message}"))
     })
-}
-
-/// Control characters other than tab, line feed and carriage return.
-fn is_refused(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// The dotted path of the first key or string holding a refused character.
@@ -169,10 +166,31 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Parses a query string into `T`; unknown or malformed parameters answer 400.
+/// Parses a query string into `T`; an unknown parameter, a malformed value or an unknown
+/// enum word answers 400 naming the parameter.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::invalid("query", format!("invalid query string: {e}")))
+    let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path == "." {
+            "query".to_owned()
+        } else {
+            path
+        };
+        let message = without_quoted_values(&e.into_inner().to_string());
+        ApiError::invalid(param.clone(), format!("{param}: {message}"))
+    })
+}
+
+/// A parse error without the value that failed to parse: serde quotes string values
+/// (`invalid type: string "..."`), and that value may be a secret.
+fn without_quoted_values(message: &str) -> String {
+    match (message.find('"'), message.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}{}", &message[..first].trim_end(), &message[last + 1..])
+        }
+        _ => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +224,17 @@ mod tests {
         let err = parse::<Named>(br#"{"name": 1, "tags": []}"#).unwrap_err();
         assert_eq!(err.code, "INVALID_REQUEST");
         assert_eq!(err.param.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn a_value_that_fails_to_parse_is_not_echoed() {
+        let err = parse::<Named>(br#"{"name": "n", "tags": "whsec_c2VjcmV0"}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tags"));
+        assert!(!err.message.contains("whsec_"), "{}", err.message);
+        assert!(
+            err.message.contains("expected a sequence"),
+            "{}",
+            err.message
+        );
     }
 }

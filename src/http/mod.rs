@@ -7,6 +7,7 @@ mod connections;
 mod contacts;
 pub mod error;
 mod fire;
+pub mod input;
 mod ops;
 mod page;
 mod receive;

@@ -1,9 +1,10 @@
 //! Health, readiness, metrics, and the answer for unknown routes.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::ApiError;
+use super::input;
 use super::State;
 
 pub async fn healthz() -> HttpResponse {
@@ -27,6 +28,10 @@ pub async fn metrics(state: State) -> HttpResponse {
         .body(state.metrics.render())
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+/// Unknown routes answer 404; a known route asked with another method answers 405.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        return Ok(input::method_not_allowed());
+    }
     Err(ApiError::not_found("NOT_FOUND", "no such route"))
 }

@@ -8,6 +8,7 @@ mod ops;
 mod api;
 mod cli;
 mod fire;
+mod inputs;
 mod processes;
 mod receive;
 mod tenancy;
