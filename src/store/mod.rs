@@ -8,6 +8,7 @@ mod automations;
 mod cache;
 mod connections;
 mod contacts;
+mod digest;
 mod fire;
 mod keys;
 mod runs;
@@ -128,7 +129,8 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { write, .. } => {
-                sqlx::migrate!("./migrations/sqlite").run(write).await?
+                sqlx::migrate!("./migrations/sqlite").run(write).await?;
+                digest::fill_in_sqlite(write).await?;
             }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }

@@ -10,6 +10,7 @@ use super::{
     KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
 use crate::domain::{Email, RunStatus};
+use crate::store::digest::digest;
 
 pub(super) async fn fire(pool: &PgPool, w: &FireWrite) -> sqlx::Result<FireWritten> {
     let mut tx = pool.begin().await?;
@@ -28,11 +29,12 @@ impl FireTx for PgConnection {
         let claimed: Option<String> = sqlx::query_scalar(CLAIM_KEY)
             .bind(&w.org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .bind(&claim.request_hash)
             .bind(&w.instance_id)
             .bind(w.now_ms)
             .bind(w.key_expired_before_ms)
+            .bind(&claim.key)
             .fetch_optional(&mut *self)
             .await?;
         Ok(claimed.is_some())
@@ -42,7 +44,7 @@ impl FireTx for PgConnection {
         let row = sqlx::query(KEY_HOLDER)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .fetch_one(&mut *self)
             .await?;
         Ok(KeyHolderRow {
@@ -62,10 +64,13 @@ impl FireTx for PgConnection {
             "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
              SELECT $1, f.key, f.type, $7 FROM unnest($8::text[], $9::text[]) AS f(key, type) \
              ON CONFLICT (org_id, key) DO NOTHING), \
-             linked AS (INSERT INTO contact_identities (org_id, field, value, email) \
-             SELECT $1, i.field, i.value, $2 FROM unnest($10::text[], $11::text[]) AS i(field, value) \
-             ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email) ",
-            upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text")
+             linked AS (INSERT INTO contact_identities (org_id, field, value, value_digest, email) \
+             SELECT $1, i.field, i.value, i.digest, $2 \
+             FROM unnest($10::text[], $11::text[], $12::text[]) AS i(field, value, digest) \
+             ON CONFLICT (org_id, field, value_digest) DO UPDATE SET email = excluded.email) ",
+            upsert_contact!(
+                "(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"
+            )
         );
         let c = &w.contact;
         let (keys, types): (Vec<&str>, Vec<&str>) = c
@@ -78,6 +83,7 @@ impl FireTx for PgConnection {
             .iter()
             .map(|(f, v)| (f.as_str(), v.as_str()))
             .unzip();
+        let digests: Vec<String> = values.iter().map(|v| digest(v)).collect();
         sqlx::query(UPSERT)
             .bind(&w.org_id)
             .bind(email)
@@ -90,6 +96,7 @@ impl FireTx for PgConnection {
             .bind(types)
             .bind(fields)
             .bind(values)
+            .bind(digests)
             .execute(&mut *self)
             .await?;
         Ok(())
@@ -152,7 +159,7 @@ impl FireTx for PgConnection {
         sqlx::query(RELEASE_KEY)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .execute(&mut *self)
             .await?;
         Ok(())

@@ -20,11 +20,12 @@ use serde_json::{Map, Value};
 
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
-    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER, PUBLISHED,
-    RELEASE_KEY,
+    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, CLAIM_KEY, KEY_HOLDER,
+    LINK_IDENTITY, PUBLISHED, RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
+use crate::store::digest::digest;
 use crate::store::SQLITE_BUSY_TIMEOUT;
 
 /// The most fires one transaction holds.
@@ -189,11 +190,12 @@ impl FireTx for Writer<'_> {
                 params![
                     w.org_id,
                     claim.scope,
-                    claim.key,
+                    digest(&claim.key),
                     claim.request_hash,
                     w.instance_id,
                     w.now_ms,
-                    w.key_expired_before_ms
+                    w.key_expired_before_ms,
+                    claim.key
                 ],
                 |row| row.get(0),
             )
@@ -207,7 +209,10 @@ impl FireTx for Writer<'_> {
         claim: &KeyClaim,
     ) -> rusqlite::Result<KeyHolderRow> {
         let mut key_holder = self.0.prepare_cached(KEY_HOLDER)?;
-        key_holder.query_row(params![org_id, claim.scope, claim.key], key_holder_row)
+        key_holder.query_row(
+            params![org_id, claim.scope, digest(&claim.key)],
+            key_holder_row,
+        )
     }
 
     async fn upsert_contact(&mut self, w: &FireWrite, email: &Email) -> rusqlite::Result<()> {
@@ -253,10 +258,8 @@ impl FireTx for Writer<'_> {
         }
         for (field, value) in &w.identities {
             self.execute(
-                "INSERT INTO contact_identities (org_id, field, value, email) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email",
-                params![w.org_id, field, value, email],
+                LINK_IDENTITY,
+                params![w.org_id, field, value, email, digest(value)],
             )?;
         }
         Ok(())
@@ -318,7 +321,10 @@ impl FireTx for Writer<'_> {
     }
 
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
-        self.execute(RELEASE_KEY, params![org_id, claim.scope, claim.key])
+        self.execute(
+            RELEASE_KEY,
+            params![org_id, claim.scope, digest(&claim.key)],
+        )
     }
 }
 
