@@ -14,6 +14,16 @@ pub struct Settings {
     pub fire: FireSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Allowances per minute (a token bucket: the whole allowance may come as one burst).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub per_key_per_minute: u32,
+    pub fire_per_key_per_minute: u32,
+    pub key_lookups_per_address_per_minute: u32,
+    pub failed_verifications_per_connection_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,6 +50,7 @@ impl Application {
             pipeline,
             clock,
             metrics,
+            limits: http::limits::RateLimits::new(&settings.rate_limit),
             public_url,
             settings,
         }));

@@ -14,6 +14,7 @@ pub enum ErrorType {
     NotFound,
     Conflict,
     PayloadTooLarge,
+    RateLimit,
     Internal,
 }
 
@@ -25,6 +26,7 @@ impl ErrorType {
             ErrorType::NotFound => "not_found",
             ErrorType::Conflict => "conflict",
             ErrorType::PayloadTooLarge => "payload_too_large",
+            ErrorType::RateLimit => "rate_limit",
             ErrorType::Internal => "internal_error",
         }
     }

@@ -8,9 +8,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
 use super::error::{ApiError, ErrorType};
+use super::limits::RateState;
 
 /// The longest id a path segment may carry (ids are far shorter; composite trigger ids
 /// stay under it).
@@ -32,8 +33,12 @@ pub async fn guard(
     if let Err(e) = check_path(req.path()).and_then(|()| check_query(req.query_string())) {
         return Ok(req.into_response(e.error_response()));
     }
-    let res = next.call(req).await?.map_into_boxed_body();
-    Ok(envelope(res))
+    let mut res = envelope(next.call(req).await?.map_into_boxed_body());
+    let rate = res.request().extensions().get::<RateState>().copied();
+    if let Some(rate) = rate {
+        rate.apply(res.response_mut());
+    }
+    Ok(res)
 }
 
 /// A path whose decoded form holds a control character, or a segment longer than any id,

@@ -8,6 +8,7 @@ mod contacts;
 pub mod error;
 mod fire;
 pub mod input;
+pub mod limits;
 mod ops;
 mod page;
 mod receive;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Metrics,
     pub settings: Settings,
+    pub limits: limits::RateLimits,
     /// Base of the receive URLs shown in connection responses.
     pub public_url: String,
 }

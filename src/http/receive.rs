@@ -2,7 +2,7 @@
 //! pipeline, render what it came to.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
 use serde::Serialize;
 
@@ -89,12 +89,18 @@ pub async fn receive(
             outcome,
         } => (event, trigger_id, outcome),
         Delivered::Rejected(Rejection::Signature(e)) => {
+            let id = &connection.row.id;
+            state.limits.log_rejection(id, &provider, e.reason());
+            if let Some(rate) = state.limits.failed_verification(id) {
+                req.extensions_mut().insert(rate);
+                return Err(rate.error());
+            }
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorType::Authentication,
                 "INVALID_SIGNATURE",
                 e.to_string(),
-            ))
+            ));
         }
         Delivered::Rejected(Rejection::Unreadable(e)) => {
             return Err(match e {

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, Backend, Reply, TestApp};
 
-const CLERK_SECRET: &str = "whsec_MfKQ4r7qjRDSPCgpOAd3VU9XBxq2sZ0k";
+pub const CLERK_SECRET: &str = "whsec_MfKQ4r7qjRDSPCgpOAd3VU9XBxq2sZ0k";
 
 /// `svix-signature` for this delivery, from the svix package.
-fn svix_sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+pub fn svix_sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
     let mut child = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sign_svix.py"))
         .stdin(Stdio::piped())
@@ -32,7 +32,7 @@ fn svix_sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// A Clerk `user.created` for `email` with this user id.
-fn clerk_user(user_id: &str, email: &str) -> String {
+pub fn clerk_user(user_id: &str, email: &str) -> String {
     json!({"type": "user.created", "object": "event", "data": {
         "id": user_id, "object": "user", "first_name": "Long", "last_name": "Id",
         "primary_email_address_id": "idn_1",
@@ -41,7 +41,7 @@ fn clerk_user(user_id: &str, email: &str) -> String {
     .to_string()
 }
 
-async fn deliver_clerk(app: &TestApp, connection: &str, svix_id: &str, body: &str) -> Reply {
+pub async fn deliver_clerk(app: &TestApp, connection: &str, svix_id: &str, body: &str) -> Reply {
     let now = app.clock.now_ms() / 1000;
     let signature = svix_sign(CLERK_SECRET, svix_id, now, body);
     let req = app
@@ -55,7 +55,7 @@ async fn deliver_clerk(app: &TestApp, connection: &str, svix_id: &str, body: &st
     Reply::from(req.send().await.expect("request")).await
 }
 
-async fn clerk_connection(app: &TestApp) -> String {
+pub async fn clerk_connection(app: &TestApp) -> String {
     let created = app
         .create_connection(&json!({"provider": "clerk", "secrets": [CLERK_SECRET]}))
         .await;

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod fire;
 mod inputs;
+mod limits;
 mod long_ids;
 mod processes;
 mod receive;
