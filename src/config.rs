@@ -32,6 +32,10 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub workers: usize,
     pub public_url: String,
+    pub client_request_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub keep_alive_secs: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

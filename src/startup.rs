@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
@@ -45,6 +46,7 @@ impl Application {
             settings.fire.cache_capacity,
         );
         let workers = settings.server.workers;
+        let server_settings = settings.server.clone();
         let state = web::Data::new(Arc::new(AppState {
             store: store.clone(),
             pipeline,
@@ -61,6 +63,15 @@ impl Application {
                 .wrap(from_fn(http::observe))
                 .configure(http::routes)
         })
+        .client_request_timeout(Duration::from_millis(
+            server_settings.client_request_timeout_ms,
+        ))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(match server_settings.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        })
+        .max_connections(server_settings.max_connections)
         .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
@@ -29,16 +30,43 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::too_large(limit));
     }
+    let timeout = req
+        .app_data::<State>()
+        .map(|s| Duration::from_millis(s.settings.server.body_timeout_ms))
+        .unwrap_or(DEFAULT_BODY_TIMEOUT);
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid("body", format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::too_large(limit));
+    // One deadline for the whole body: a client trickling a byte a second must not hold a
+    // connection (and a file descriptor) for as long as it likes.
+    let reading = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::invalid("body", format!("the body could not be read: {e}"))
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, reading)
+        .await
+        .map_err(|_| request_timeout(timeout))??;
     Ok(body.freeze())
+}
+
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn request_timeout(after: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorType::InvalidRequest,
+        "REQUEST_TIMEOUT",
+        format!(
+            "the request body did not arrive within {} ms",
+            after.as_millis()
+        ),
+    )
 }
 
 /// A JSON body must say so when it names a content type (415 otherwise).

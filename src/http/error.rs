@@ -165,6 +165,11 @@ impl ResponseError for ApiError {
         if let Some(details) = &self.details {
             error["details"] = (**details).clone();
         }
-        HttpResponse::build(self.status).json(json!({ "error": error }))
+        let mut res = HttpResponse::build(self.status);
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a body that was too slow is not waited for.
+            res.force_close();
+        }
+        res.json(json!({ "error": error }))
     }
 }

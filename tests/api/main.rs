@@ -14,3 +14,4 @@ mod long_ids;
 mod processes;
 mod receive;
 mod tenancy;
+mod timeouts;
