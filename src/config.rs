@@ -15,6 +15,13 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Empty: `/metrics` is open.
+    pub token: SecretString,
 }
 
 /// Allowances per minute (a token bucket: the whole allowance may come as one burst).

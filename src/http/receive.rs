@@ -66,8 +66,7 @@ pub async fn receive(
     let connection = state
         .store
         .live_connection(&connection_id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .filter(|c| c.row.enabled && c.row.provider == provider)
         .ok_or_else(not_found)?;
     let body = body::read(&req, payload, state.settings.server.max_body_bytes).await?;
