@@ -184,15 +184,15 @@ impl From<CorruptFire> for rusqlite::Error {
     }
 }
 
-/// Keys are unique by their digest (`$3`, see [`digest`]); the key itself (`$8`) is kept
-/// beside it.
+/// Keys are unique by their digest (`$3`, see `digest`); the key itself (`$7`) is kept
+/// beside it. SQLite numbers `$n` parameters by first appearance, so they appear in order.
 const CLAIM_KEY: &str = "INSERT INTO fire_keys \
      (org_id, scope, key_digest, request_hash, trigger_instance_id, created_at, key) \
-     VALUES ($1, $2, $3, $4, $5, $6, $8) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT (org_id, scope, key_digest) DO UPDATE SET \
      request_hash = excluded.request_hash, \
      trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
-     WHERE fire_keys.created_at < $7 RETURNING trigger_instance_id";
+     WHERE fire_keys.created_at < $8 RETURNING trigger_instance_id";
 
 const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.outcome, i.run_ids, i.automations, \
      i.received_at FROM fire_keys k \

@@ -33,8 +33,8 @@ impl FireTx for PgConnection {
             .bind(&claim.request_hash)
             .bind(&w.instance_id)
             .bind(w.now_ms)
-            .bind(w.key_expired_before_ms)
             .bind(&claim.key)
+            .bind(w.key_expired_before_ms)
             .fetch_optional(&mut *self)
             .await?;
         Ok(claimed.is_some())

@@ -194,8 +194,8 @@ impl FireTx for Writer<'_> {
                     claim.request_hash,
                     w.instance_id,
                     w.now_ms,
-                    w.key_expired_before_ms,
-                    claim.key
+                    claim.key,
+                    w.key_expired_before_ms
                 ],
                 |row| row.get(0),
             )
