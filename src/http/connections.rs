@@ -24,6 +24,10 @@ const NAME_MAX: usize = 120;
 const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 1024;
 const MAX_EVENTS: usize = 100;
+/// A connection's `options`, serialized.
+const MAX_OPTIONS_BYTES: usize = 16 * 1024;
+/// Secrets shorter than this show no hint: four characters would give too much away.
+const HINT_MIN_SECRET_LEN: usize = 16;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,12 +71,15 @@ fn render(
     let secrets: Vec<Value> = secrets
         .iter()
         .map(|s| {
-            json!({
+            let mut secret = json!({
                 "secretId": s.id,
-                "hint": s.hint,
                 "createdAt": rfc3339(s.created_at),
                 "lastVerifiedAt": s.last_verified_at.map(rfc3339),
-            })
+            });
+            if !s.hint.is_empty() {
+                secret["hint"] = json!(s.hint);
+            }
+            secret
         })
         .collect();
     let mut out = json!({
@@ -97,14 +104,12 @@ fn render(
 }
 
 fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
-    let hint = secret
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let hint = if secret.chars().count() < HINT_MIN_SECRET_LEN {
+        String::new()
+    } else {
+        let tail: Vec<char> = secret.chars().rev().take(4).collect();
+        tail.into_iter().rev().collect()
+    };
     SecretRow {
         id: ids::new_id(ids::SECRET),
         connection_id: connection_id.into(),
@@ -150,6 +155,12 @@ fn checked_options(
         }
     }
     let options = Value::Object(options);
+    if options.to_string().len() > MAX_OPTIONS_BYTES {
+        return Err(ApiError::invalid(
+            "options",
+            format!("options are at most {MAX_OPTIONS_BYTES} bytes of JSON"),
+        ));
+    }
     provider
         .validate_options(&options)
         .map_err(|why| ApiError::invalid("options", why))?;

@@ -134,7 +134,15 @@ impl Answer {
     /// An error in the envelope; a 500's cause is logged here, once.
     fn error(self, e: ApiError) -> HttpResponse {
         e.log();
-        self.answer(e.status, "failed", e.code, e.message)
+        let retry_after = e.retry_after;
+        let mut res = self.answer(e.status, "failed", e.code, e.message);
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(secs),
+            );
+        }
+        res
     }
 }
 
@@ -156,7 +164,7 @@ pub async fn fire(
             .await
         {
             Ok(fired) => render(answer, fired),
-            Err(e) => answer.error(ApiError::internal(e)),
+            Err(e) => answer.error(e.into()),
         },
         Err(Refused::Answer(http, status, code, message)) => {
             answer.answer(http, status, code, message)

@@ -8,6 +8,8 @@ mod contacts;
 mod deliveries;
 pub mod error;
 mod fire;
+pub mod input;
+pub mod limits;
 mod ops;
 mod outbound_log;
 mod page;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Metrics,
     pub settings: Settings,
+    pub limits: limits::RateLimits,
     /// Base of the receive URLs shown in connection responses.
     pub public_url: String,
 }

@@ -123,12 +123,7 @@ impl Pipeline {
                 verified
             }
             Err(e) => {
-                tracing::warn!(
-                    provider = provider.slug(),
-                    connection = %connection.row.id,
-                    reason = e.reason(),
-                    "delivery rejected"
-                );
+                // Logged by the caller, sampled: a flood must not write a line per request.
                 self.metrics
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
