@@ -36,7 +36,7 @@ use crate::store::{
     LiveConnection, LoggedDelivery, RejectedDelivery, Store, Verdict,
 };
 use dedupe::{Claimed, Claims};
-use log::RejectedLog;
+use log::BackgroundLog;
 pub use outcome::{ApiFire, ApiFired, Delivered, Fired, Outcome, PipelineError, Rejection};
 
 const NO_EMAIL: IgnoreReason = IgnoreReason::Delivery(SkipReason::NoEmail);
@@ -68,7 +68,7 @@ pub struct Pipeline {
     clock: Clock,
     metrics: Metrics,
     claims: Claims,
-    rejected: RejectedLog,
+    background_log: BackgroundLog,
     /// Secrets whose `lastVerifiedAt` was written in the last minute.
     noted_secrets: moka::future::Cache<String, ()>,
     window_ms: i64,
@@ -92,7 +92,7 @@ impl Pipeline {
         let window_ms = windows.api.as_millis() as i64;
         Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
-            rejected: RejectedLog::start(store.clone(), metrics.clone()),
+            background_log: BackgroundLog::start(store.clone(), metrics.clone()),
             noted_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(SECRET_NOTE_INTERVAL)
@@ -225,18 +225,15 @@ impl Pipeline {
                     .once(&row.org_id, Some(claim), false, &mut arrival, write)
                     .await?;
                 // Answered without a write of this request's own (a repeat the cache
-                // knew, or one that waited for the first): logged as a duplicate.
+                // knew, or one that waited for the first): logged as a duplicate, in the
+                // background like a rejection, since it adds no data a 2xx promises.
                 if let (Some(arrival), Outcome::Replay(earlier) | Outcome::Conflict(earlier)) =
                     (arrival, &outcome)
                 {
-                    let logged = LoggedDelivery {
+                    self.background_log.push(LoggedDelivery {
                         arrival,
                         verdict: duplicate_of(&earlier.instance_id),
-                    };
-                    self.store
-                        .log_deliveries(vec![logged])
-                        .await
-                        .map_err(|e| PipelineError::Write(Arc::new(e)))?;
+                    });
                 }
                 outcome
             }
@@ -326,7 +323,7 @@ impl Pipeline {
                 "recording delivery.rejected failed"
             );
         }
-        self.rejected.push(rejected(arrival, &rejection));
+        self.background_log.push(rejected(arrival, &rejection));
         Delivered::Rejected(rejection)
     }
 
