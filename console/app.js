@@ -301,7 +301,7 @@ function connectionCard(c, reload) {
       h("dt", {}, "Last 24 h"), h("dd", {}, counts || "nothing"),
       h("dt", {}, "Secrets"),
       h("dd", {}, h("ul", { class: "plain" }, (c.secrets || []).map((s) =>
-        h("li", {}, h("code", {}, "…" + s.hint), ` added ${when(s.createdAt)} `,
+        h("li", {}, h("code", {}, s.hint ? "…" + s.hint : "(short secret)"), ` added ${when(s.createdAt)} `,
           s.lastVerifiedAt !== undefined ? `, last verified ${when(s.lastVerifiedAt)}` : "",
           (c.secrets.length > 1)
             ? h("button", { type: "button", class: "quiet", "aria-label": `Remove secret ending ${s.hint}`,

@@ -17,6 +17,23 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub outbound: OutboundSettings,
+    pub rate_limit: RateLimitSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Empty: `/metrics` is open.
+    pub token: SecretString,
+}
+
+/// Allowances per minute (a token bucket: the whole allowance may come as one burst).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub per_key_per_minute: u32,
+    pub fire_per_key_per_minute: u32,
+    pub key_lookups_per_address_per_minute: u32,
+    pub failed_verifications_per_connection_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +42,10 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     pub workers: usize,
     pub public_url: String,
+    pub client_request_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub keep_alive_secs: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

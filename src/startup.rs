@@ -2,8 +2,10 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
@@ -58,20 +60,32 @@ impl Application {
         )?
         .spawn();
         let workers = settings.server.workers;
+        let server_settings = settings.server.clone();
         let state = web::Data::new(Arc::new(AppState {
             store: store.clone(),
             pipeline,
             clock,
             metrics,
+            limits: http::limits::RateLimits::new(&settings.rate_limit),
             public_url,
             settings,
         }));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::input::guard))
                 .wrap(from_fn(http::observe))
                 .configure(http::routes)
         })
+        .client_request_timeout(Duration::from_millis(
+            server_settings.client_request_timeout_ms,
+        ))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(match server_settings.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        })
+        .max_connections(server_settings.max_connections)
         .listen(listener)?;
         if workers > 0 {
             server = server.workers(workers);

@@ -4,9 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
 use super::error::{ApiError, ErrorType};
+use super::limits::Route;
 use super::State;
 use crate::auth::hash_key;
 
@@ -40,6 +41,7 @@ impl AuthFailure {
 
 pub enum AuthError {
     Failed(AuthFailure),
+    /// Over a rate limit (429), or the database failed.
     Internal(ApiError),
 }
 
@@ -74,18 +76,45 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-/// Resolves the request's API key to its org.
+/// Resolves the request's API key to its org and draws on the key's rate limit; the
+/// limit's state goes into the request's extensions for the `X-RateLimit-*` headers.
 pub async fn authenticate(req: &HttpRequest, state: &State) -> Result<Org, AuthError> {
     let key = presented_key(req)
         .filter(|k| !k.is_empty())
         .ok_or(AuthError::Failed(AuthFailure::Missing))?;
-    let org = state
-        .store
-        .org_for_key(&hash_key(&key))
-        .await
-        .map_err(|e| AuthError::Internal(e.into()))?;
-    org.map(Org).ok_or(AuthError::Failed(AuthFailure::Invalid))
+    let hash = hash_key(&key);
+    let org = match state.store.cached_org_for_key(&hash).await {
+        Some(org) => org,
+        None => {
+            if let Some(addr) = req.peer_addr() {
+                let lookups = state.limits.key_lookup(addr.ip());
+                if lookups.retry_after_secs.is_some() {
+                    req.extensions_mut().insert(lookups);
+                    return Err(AuthError::Internal(lookups.error()));
+                }
+            }
+            state
+                .store
+                .org_for_key(&hash)
+                .await
+                .map_err(|e| AuthError::Internal(e.into()))?
+                .ok_or(AuthError::Failed(AuthFailure::Invalid))?
+        }
+    };
+    let route = match req.match_pattern().as_deref() {
+        Some(FIRE_ROUTE) => Route::Fire,
+        _ => Route::Api,
+    };
+    let rate = state.limits.request(route, &hash);
+    req.extensions_mut().insert(rate);
+    if rate.retry_after_secs.is_some() {
+        return Err(AuthError::Internal(rate.error()));
+    }
+    Ok(Org(org))
 }
+
+/// The fire route, which has its own allowance.
+const FIRE_ROUTE: &str = "/v1/automations/triggers/{id}/fire";
 
 impl FromRequest for Org {
     type Error = ApiError;

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Org;
 use super::body::{self, check_len, Json, Validate};
 use super::error::{stored, ApiError, ErrorEnvelope, ErrorType};
+use super::input::MAX_ID_LEN;
 use super::page::List;
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
@@ -19,6 +20,10 @@ use crate::store::{AutomationRow, RunFilter, RunRow, TriggerInstanceRow};
 
 const NAME_MAX: usize = 120;
 const MAX_NODES: usize = 500;
+/// Node ids, labels and the ends of connections.
+const NODE_TEXT_MAX: usize = 200;
+/// A node's `config`, serialized.
+const NODE_CONFIG_MAX_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -64,8 +69,7 @@ struct RunQuery {
     automation_run_id: Option<String>,
     automation_id: Option<String>,
     trigger_event_id: Option<String>,
-    #[param(example = "queued")]
-    status: Option<String>,
+    status: Option<RunStatus>,
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
@@ -177,6 +181,7 @@ fn check_graph(nodes: &[Node], edges: &[Edge]) -> Result<(), ApiError> {
             format!("a graph has at most {MAX_NODES} nodes"),
         ));
     }
+    check_sizes(nodes, edges)?;
     let issues = graph::issues(nodes, edges);
     if issues.is_empty() {
         return Ok(());
@@ -188,6 +193,34 @@ fn check_graph(nodes: &[Node], edges: &[Edge]) -> Result<(), ApiError> {
         format!("the automation graph has {} issue(s)", issues.len()),
     )
     .with_details(json!({ "issues": issues })))
+}
+
+/// The lengths of a graph's strings and the size of each node's config.
+fn check_sizes(nodes: &[Node], edges: &[Edge]) -> Result<(), ApiError> {
+    for (i, node) in nodes.iter().enumerate() {
+        check_len(&format!("nodes[{i}].id"), &node.id, 1, NODE_TEXT_MAX)?;
+        if let Some(label) = &node.label {
+            check_len(&format!("nodes[{i}].label"), label, 0, NODE_TEXT_MAX)?;
+        }
+        if let Some(config) = &node.config {
+            if to_json(config)?.len() > NODE_CONFIG_MAX_BYTES {
+                return Err(ApiError::invalid(
+                    format!("nodes[{i}].config"),
+                    format!("a node's config is at most {NODE_CONFIG_MAX_BYTES} bytes of JSON"),
+                ));
+            }
+        }
+    }
+    for (i, edge) in edges.iter().enumerate() {
+        check_len(
+            &format!("connections[{i}].from"),
+            &edge.from,
+            1,
+            NODE_TEXT_MAX,
+        )?;
+        check_len(&format!("connections[{i}].to"), &edge.to, 1, NODE_TEXT_MAX)?;
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ApiError> {
@@ -209,6 +242,7 @@ async fn check_trigger(state: &State, org: &Org, id: &str) -> Result<(), ApiErro
 impl Validate for CreateAutomation {
     fn validate(&self) -> Result<(), ApiError> {
         check_len("name", &self.name, 1, NAME_MAX)?;
+        check_len("triggerEventId", &self.trigger_event_id, 1, MAX_ID_LEN)?;
         if let Some(d) = &self.description {
             check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
         }
@@ -224,7 +258,14 @@ impl Validate for PatchAutomation {
         if let Some(d) = &self.description {
             check_len("description", d, 0, triggers::DESCRIPTION_MAX)?;
         }
-        Ok(())
+        if let Some(id) = &self.trigger_event_id {
+            check_len("triggerEventId", id, 1, MAX_ID_LEN)?;
+        }
+        // The graph's structure is checked once the stored half of it is known.
+        check_sizes(
+            self.nodes.as_deref().unwrap_or_default(),
+            self.connections.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -388,7 +429,7 @@ pub async fn list_runs(req: HttpRequest, state: State, org: Org) -> Result<HttpR
         run_id: q.automation_run_id.as_deref(),
         automation_id: q.automation_id.as_deref(),
         trigger_id: q.trigger_event_id.as_deref(),
-        status: q.status.as_deref(),
+        status: q.status.map(RunStatus::as_str),
     };
     let rows = state
         .store

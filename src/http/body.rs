@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
@@ -12,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorType};
+use super::input::is_refused;
 use super::State;
 
 /// Reads the whole body, refusing more than `limit` bytes (413) without buffering them.
@@ -28,16 +30,43 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::too_large(limit));
     }
+    let timeout = req
+        .app_data::<State>()
+        .map(|s| Duration::from_millis(s.settings.server.body_timeout_ms))
+        .unwrap_or(DEFAULT_BODY_TIMEOUT);
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid("body", format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::too_large(limit));
+    // One deadline for the whole body: a client trickling a byte a second must not hold a
+    // connection (and a file descriptor) for as long as it likes.
+    let reading = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::invalid("body", format!("the body could not be read: {e}"))
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, reading)
+        .await
+        .map_err(|_| request_timeout(timeout))??;
     Ok(body.freeze())
+}
+
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn request_timeout(after: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorType::InvalidRequest,
+        "REQUEST_TIMEOUT",
+        format!(
+            "the request body did not arrive within {} ms",
+            after.as_millis()
+        ),
+    )
 }
 
 /// A JSON body must say so when it names a content type (415 otherwise).
@@ -86,13 +115,9 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let param = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid(param.clone(), format!("{param}: {}", e.into_inner()))
+        let message = without_quoted_values(&e.into_inner().to_string());
+        ApiError::invalid(param.clone(), format!("{param}: {message}"))
     })
-}
-
-/// Control characters other than tab, line feed and carriage return.
-fn is_refused(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// The dotted path of the first key or string holding a refused character.
@@ -169,10 +194,31 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Parses a query string into `T`; unknown or malformed parameters answer 400.
+/// Parses a query string into `T`; an unknown parameter, a malformed value or an unknown
+/// enum word answers 400 naming the parameter.
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::invalid("query", format!("invalid query string: {e}")))
+    let pairs = form_urlencoded::parse(req.query_string().as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path == "." {
+            "query".to_owned()
+        } else {
+            path
+        };
+        let message = without_quoted_values(&e.into_inner().to_string());
+        ApiError::invalid(param.clone(), format!("{param}: {message}"))
+    })
+}
+
+/// A parse error without the value that failed to parse: serde quotes string values
+/// (`invalid type: string "..."`), and that value may be a secret.
+fn without_quoted_values(message: &str) -> String {
+    match (message.find('"'), message.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}{}", &message[..first].trim_end(), &message[last + 1..])
+        }
+        _ => message.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +252,17 @@ mod tests {
         let err = parse::<Named>(br#"{"name": 1, "tags": []}"#).unwrap_err();
         assert_eq!(err.code, "INVALID_REQUEST");
         assert_eq!(err.param.as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn a_value_that_fails_to_parse_is_not_echoed() {
+        let err = parse::<Named>(br#"{"name": "n", "tags": "whsec_c2VjcmV0"}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tags"));
+        assert!(!err.message.contains("whsec_"), "{}", err.message);
+        assert!(
+            err.message.contains("expected a sequence"),
+            "{}",
+            err.message
+        );
     }
 }

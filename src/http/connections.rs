@@ -27,6 +27,10 @@ const NAME_MAX: usize = 120;
 const MAX_SECRETS: usize = 10;
 const MAX_SECRET_LEN: usize = 1024;
 const MAX_EVENTS: usize = 100;
+/// A connection's `options`, serialized.
+const MAX_OPTIONS_BYTES: usize = 16 * 1024;
+/// Secrets shorter than this show no hint: four characters would give too much away.
+const HINT_MIN_SECRET_LEN: usize = 16;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -120,8 +124,9 @@ pub struct Health {
 #[serde(rename_all = "camelCase")]
 pub struct SecretHint {
     secret_id: String,
-    /// The secret's last four characters.
-    hint: String,
+    /// The secret's last four characters (absent when the secret is too short to hint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
     created_at: String,
     /// When a delivery last verified with this secret (so an old one can be removed).
     last_verified_at: Option<String>,
@@ -159,7 +164,7 @@ fn render(
             .iter()
             .map(|s| SecretHint {
                 secret_id: s.id.clone(),
-                hint: s.hint.clone(),
+                hint: (!s.hint.is_empty()).then(|| s.hint.clone()),
                 created_at: rfc3339(s.created_at),
                 last_verified_at: s.last_verified_at.map(rfc3339),
             })
@@ -173,14 +178,12 @@ fn render(
 }
 
 fn new_secret(connection_id: &str, secret: String, now: i64) -> SecretRow {
-    let hint = secret
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let hint = if secret.chars().count() < HINT_MIN_SECRET_LEN {
+        String::new()
+    } else {
+        let tail: Vec<char> = secret.chars().rev().take(4).collect();
+        tail.into_iter().rev().collect()
+    };
     SecretRow {
         id: ids::new_id(ids::SECRET),
         connection_id: connection_id.into(),
@@ -226,6 +229,12 @@ fn checked_options(
         }
     }
     let options = Value::Object(options);
+    if options.to_string().len() > MAX_OPTIONS_BYTES {
+        return Err(ApiError::invalid(
+            "options",
+            format!("options are at most {MAX_OPTIONS_BYTES} bytes of JSON"),
+        ));
+    }
     provider
         .validate_options(&options)
         .map_err(|why| ApiError::invalid("options", why))?;

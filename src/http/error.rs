@@ -18,6 +18,7 @@ pub enum ErrorType {
     NotFound,
     Conflict,
     PayloadTooLarge,
+    RateLimit,
     #[serde(rename = "internal_error")]
     Internal,
 }
@@ -57,6 +58,8 @@ pub struct ApiError {
     pub details: Option<Box<Value>>,
     /// What caused a 500, logged with its chain when the response is rendered.
     cause: Option<Arc<anyhow::Error>>,
+    /// Seconds for `Retry-After` (a 503 while the database is unreachable).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -74,7 +77,22 @@ impl ApiError {
             param: None,
             details: None,
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// 503: the database cannot be reached. Logged at most once a second, however many
+    /// requests meet the outage.
+    pub fn unavailable(cause: impl std::fmt::Display) -> ApiError {
+        outage::note(&cause);
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::Internal,
+            "SERVICE_UNAVAILABLE",
+            "the database is unavailable; retry shortly",
+        );
+        e.retry_after = Some(RETRY_AFTER_SECS);
+        e
     }
 
     /// 400 `INVALID_REQUEST` naming the offending field.
@@ -146,9 +164,50 @@ pub fn stored<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// `Retry-After` of a 503.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Whether a database error says the database cannot be reached (or is refusing work),
+/// rather than that a statement is wrong.
+fn unreachable_database(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL: connection exceptions, shutdowns, insufficient resources, the
+        // database gone; SQLite: busy or locked past the busy timeout.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                || code == "3D000"
+                || code == "5"
+                || code == "6"
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
-        ApiError::internal(e)
+        if unreachable_database(&e) {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+impl From<Arc<crate::store::LoadError>> for ApiError {
+    fn from(e: Arc<crate::store::LoadError>) -> ApiError {
+        match &*e {
+            crate::store::LoadError::Database(db) if unreachable_database(db) => {
+                ApiError::unavailable(db)
+            }
+            _ => ApiError::internal(e),
+        }
     }
 }
 
@@ -160,7 +219,49 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(e: crate::pipeline::PipelineError) -> ApiError {
-        ApiError::internal(e)
+        use crate::pipeline::PipelineError;
+        use crate::store::FireError;
+        match &e {
+            PipelineError::Load(load) => load.clone().into(),
+            PipelineError::Lookup(db) if unreachable_database(db) => ApiError::unavailable(db),
+            PipelineError::Write(write) => match &**write {
+                FireError::Postgres(db) if unreachable_database(db) => ApiError::unavailable(db),
+                FireError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+                {
+                    ApiError::unavailable(write)
+                }
+                _ => ApiError::internal(e),
+            },
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+/// The log of an outage: one line a second with the number of failures since the last.
+mod outage {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+
+    pub(super) fn note(cause: &dyn std::fmt::Display) {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *last {
+            Some((at, suppressed)) if at.elapsed() < Duration::from_secs(1) => *suppressed += 1,
+            slot => {
+                let suppressed = slot.map_or(0, |(_, n)| n);
+                tracing::error!(
+                    error = %cause,
+                    failures_since_last_line = suppressed,
+                    "database unavailable; answering 503"
+                );
+                *slot = Some((Instant::now(), 0));
+            }
+        }
     }
 }
 
@@ -171,7 +272,15 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log();
-        HttpResponse::build(self.status).json(ErrorEnvelope {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a body that was too slow is not waited for.
+            res.force_close();
+        }
+        res.json(ErrorEnvelope {
             error: ErrorBody {
                 code: self.code.to_owned(),
                 kind: self.kind,

@@ -147,7 +147,15 @@ impl Answer {
     /// An error in the envelope; a 500's cause is logged here, once.
     fn error(self, e: ApiError) -> HttpResponse {
         e.log();
-        self.answer(e.status, "failed", e.code, e.message)
+        let retry_after = e.retry_after;
+        let mut res = self.answer(e.status, "failed", e.code, e.message);
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(secs),
+            );
+        }
+        res
     }
 }
 
@@ -190,13 +198,32 @@ pub async fn fire(
             .await
         {
             Ok(fired) => render(answer, fired),
-            Err(e) => answer.error(ApiError::internal(e)),
+            Err(e) => answer.error(e.into()),
         },
         Err(Refused::Answer(http, status, code, message)) => {
             answer.answer(http, status, code, message)
         }
         Err(Refused::Error(e)) => answer.error(e),
     }
+}
+
+/// The trigger id of a fire route's path.
+pub fn trigger_in_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/automations/triggers/")?
+        .strip_suffix("/fire")
+        .filter(|id| !id.contains('/'))
+}
+
+/// The fire envelope's 404 for a trigger id that no trigger can have (one the input guard
+/// refuses before any handler runs).
+pub fn unknown_trigger(req: &HttpRequest, trigger_id: &str) -> HttpResponse {
+    let state = req.app_data::<State>().expect("state is registered");
+    let answer = Answer {
+        trigger_id: trigger_id.to_owned(),
+        received_at: rfc3339(state.clock.now_ms()),
+        details: Details::default(),
+    };
+    render(answer, ApiFired::TriggerNotFound)
 }
 
 /// A request refused before the pipeline.

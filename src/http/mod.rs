@@ -10,6 +10,8 @@ mod deliveries;
 pub mod error;
 mod events;
 mod fire;
+pub mod input;
+pub mod limits;
 mod openapi;
 mod ops;
 mod outbound_log;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue, ALLOW};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, Handler, HttpMessage, Resource, Responder};
@@ -45,6 +47,7 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Metrics,
     pub settings: Settings,
+    pub limits: limits::RateLimits,
     /// Base of the receive URLs shown in connection responses.
     pub public_url: String,
 }
@@ -116,8 +119,11 @@ impl Resources {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
             let allow = allow.join(", ");
             cfg.service(resource.default_service(web::to(move || {
-                let allow = allow.clone();
-                async move { ops::method_not_allowed(&allow) }
+                let mut res = input::method_not_allowed();
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    res.headers_mut().insert(ALLOW, value);
+                }
+                async move { res }
             })));
         }
     }

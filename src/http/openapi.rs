@@ -68,8 +68,43 @@ pub fn json() -> &'static str {
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
         name_providers(&mut doc);
+        add_shared_answers(&mut doc);
         serde_json::to_string_pretty(&doc).expect("the document serialises")
     })
+}
+
+/// The answers any `/v1` operation may give besides its own, in the body its 400 (or
+/// else the error envelope) has: 429 over the API key's rate limit, 503 while the
+/// database is unreachable.
+fn add_shared_answers(doc: &mut Value) {
+    let envelope = serde_json::json!({"application/json": {"schema": {
+        "$ref": "#/components/schemas/ErrorEnvelope"}}});
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in operation.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let content = responses
+                .get("400")
+                .and_then(|r| r.get("content"))
+                .cloned()
+                .unwrap_or_else(|| envelope.clone());
+            for (status, description) in [
+                (
+                    "429",
+                    "`RATE_LIMITED`: over the API key's rate limit; see `Retry-After`",
+                ),
+                ("503", "The database is unreachable; see `Retry-After`"),
+            ] {
+                responses.entry(status).or_insert_with(
+                    || serde_json::json!({"description": description, "content": content.clone()}),
+                );
+            }
+        }
+    }
 }
 
 /// The provider slugs a connection takes, from the provider registry.

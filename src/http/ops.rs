@@ -1,14 +1,14 @@
 //! Health, readiness, metrics, and the answer for unknown routes.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use actix_web::http::header::{HeaderValue, ALLOW};
-use actix_web::http::StatusCode;
-use actix_web::ResponseError;
-
 use super::error::{ApiError, ErrorType};
+use super::input;
 use super::State;
+use crate::auth::hash_key;
+use crate::config::ExposeSecret;
+use actix_web::http::StatusCode;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -25,27 +25,34 @@ pub async fn readyz(state: State) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
-}
-
-/// A known path asked with a method it does not serve.
-pub fn method_not_allowed(allow: &str) -> HttpResponse {
-    let mut res = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorType::InvalidRequest,
-        "METHOD_NOT_ALLOWED",
-        format!("this path answers {allow}"),
-    )
-    .error_response();
-    if let Ok(value) = HeaderValue::from_str(allow) {
-        res.headers_mut().insert(ALLOW, value);
+pub async fn metrics(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+    let token = state.settings.metrics.token.expose_secret();
+    if !token.is_empty() {
+        let presented = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compared as digests, so the time taken says nothing about the token.
+        if hash_key(presented) != hash_key(token) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorType::Authentication,
+                "AUTHENTICATION_REQUIRED",
+                "send the metrics token as `Authorization: Bearer <token>`",
+            ));
+        }
     }
-    res
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render()))
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+/// Unknown routes answer 404; a known route asked with another method answers 405.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        return Ok(input::method_not_allowed());
+    }
     Err(ApiError::not_found("NOT_FOUND", "no such route"))
 }

@@ -27,10 +27,11 @@ pub fn window(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<S
             let bytes = URL_SAFE_NO_PAD
                 .decode(c)
                 .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?;
-            Some(
-                String::from_utf8(bytes)
-                    .map_err(|_| ApiError::invalid("cursor", "unknown cursor"))?,
-            )
+            let position = String::from_utf8(bytes)
+                .ok()
+                .filter(|p| !p.chars().any(super::input::is_refused))
+                .ok_or_else(|| ApiError::invalid("cursor", "unknown cursor"))?;
+            Some(position)
         }
     };
     Ok((limit, after))

@@ -4,7 +4,7 @@
 
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -76,8 +76,7 @@ pub async fn receive(
     let connection = state
         .store
         .live_connection(&connection_id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
         .filter(|c| c.row.provider == provider)
         .ok_or_else(not_found)?;
     let headers: Headers = req
@@ -100,10 +99,16 @@ pub async fn receive(
         refuse(Rejection::Disabled).await
     } else {
         match body::read(&req, payload, state.settings.server.max_body_bytes).await {
-            Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
-                refuse(Rejection::TooLarge).await
+            Err(e) => {
+                let rejection = match e.status {
+                    StatusCode::PAYLOAD_TOO_LARGE => Rejection::TooLarge,
+                    StatusCode::REQUEST_TIMEOUT => Rejection::BodyTimedOut,
+                    _ => Rejection::BodyUnreadable,
+                };
+                refuse(rejection).await;
+                // The read's own answer (a 408 also closes the connection).
+                return Err(e);
             }
-            Err(_) => refuse(Rejection::BodyUnreadable).await,
             Ok(body) => {
                 let inbound = Inbound {
                     headers: &headers,
@@ -114,6 +119,16 @@ pub async fn receive(
             }
         }
     };
+    if let Delivered::Rejected(Rejection::Signature(e)) = &delivered {
+        // Logged as a sampled summary; a flood of bad signatures on one connection is
+        // answered 429 (good deliveries still verify and pass).
+        let id = &connection.row.id;
+        state.limits.log_rejection(id, &provider, e.reason());
+        if let Some(rate) = state.limits.failed_verification(id) {
+            req.extensions_mut().insert(rate);
+            return Err(rate.error());
+        }
+    }
     let body = received_body(delivered, state.settings.server.max_body_bytes)?;
     Ok(HttpResponse::Ok().json(body))
 }
@@ -157,6 +172,12 @@ fn refusal(rejection: Rejection, max_body_bytes: usize) -> ApiError {
         Rejection::Disabled => not_found(),
         Rejection::TooLarge => ApiError::too_large(max_body_bytes),
         Rejection::BodyUnreadable => ApiError::invalid("body", "the body could not be read"),
+        Rejection::BodyTimedOut => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorType::InvalidRequest,
+            "REQUEST_TIMEOUT",
+            "the body did not arrive in time",
+        ),
         Rejection::Signature(e) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorType::Authentication,

@@ -1,9 +1,10 @@
-//! What the delivery log keeps of a request, and the background writer of rejected
-//! deliveries.
+//! What the delivery log keeps of a request, and the background writer of rejected and
+//! duplicate deliveries.
 //!
-//! Accepted deliveries are logged by their fire's transaction. Rejected ones have no
-//! transaction of their own and arrive fastest when someone floods a receive URL, so they
-//! are queued and written in batches; when the queue is full they are dropped and counted
+//! Accepted deliveries are logged by their fire's transaction. Rejected ones and repeats
+//! answered from memory have no transaction of their own, add no data a 2xx promises, and
+//! arrive fastest when a provider retries or someone floods a receive URL, so they are
+//! queued and written in batches; when the queue is full they are dropped and counted
 //! (`firehook_deliveries_dropped_total`) rather than slowing the receive path down.
 
 use adapters::Headers;
@@ -13,9 +14,9 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::store::{LoggedDelivery, Store};
 
-/// Rejected deliveries waiting to be written; more are dropped.
+/// Deliveries waiting to be written; more are dropped.
 const QUEUE: usize = 4096;
-/// The most rejected deliveries one transaction writes.
+/// The most deliveries one transaction writes.
 const BATCH: usize = 256;
 
 /// What is stored instead of a secret-bearing header value.
@@ -66,17 +67,17 @@ pub fn redacted_headers(headers: &Headers) -> String {
 
 /// The queue in front of the background writer.
 #[derive(Clone)]
-pub struct RejectedLog {
+pub struct BackgroundLog {
     queue: mpsc::Sender<LoggedDelivery>,
     metrics: Metrics,
 }
 
-impl RejectedLog {
+impl BackgroundLog {
     /// Starts the writer on the current Tokio runtime; it stops when every sender is gone.
-    pub fn start(store: Store, metrics: Metrics) -> RejectedLog {
+    pub fn start(store: Store, metrics: Metrics) -> BackgroundLog {
         let (queue, waiting) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(store, metrics.clone(), waiting));
-        RejectedLog { queue, metrics }
+        BackgroundLog { queue, metrics }
     }
 
     pub fn push(&self, delivery: LoggedDelivery) {
@@ -98,7 +99,7 @@ async fn write_batches(
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
         let count = batch.len();
         if let Err(e) = store.log_deliveries(std::mem::take(&mut batch)).await {
-            tracing::error!(error = %e, count, "logging rejected deliveries failed");
+            tracing::error!(error = %e, count, "logging rejected and duplicate deliveries failed");
             metrics
                 .deliveries_dropped
                 .with_label_values(&["write_failed"])

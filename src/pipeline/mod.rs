@@ -38,7 +38,7 @@ use crate::store::{
     LiveConnection, LoggedDelivery, RejectedDelivery, Store, Verdict,
 };
 use dedupe::{Claimed, Claims};
-use log::RejectedLog;
+use log::BackgroundLog;
 pub use outcome::{ApiFire, ApiFired, Delivered, Fired, Outcome, PipelineError, Rejection};
 
 const NO_EMAIL: IgnoreReason = IgnoreReason::Delivery(SkipReason::NoEmail);
@@ -70,7 +70,7 @@ pub struct Pipeline {
     clock: Clock,
     metrics: Metrics,
     claims: Claims,
-    rejected: RejectedLog,
+    background_log: BackgroundLog,
     /// Secrets whose `lastVerifiedAt` was written in the last minute.
     noted_secrets: moka::future::Cache<String, ()>,
     window_ms: i64,
@@ -95,7 +95,7 @@ impl Pipeline {
         let window_ms = windows.api.as_millis() as i64;
         Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
-            rejected: RejectedLog::start(store.clone(), metrics.clone()),
+            background_log: BackgroundLog::start(store.clone(), metrics.clone()),
             events: Events::new(clock.clone()),
             noted_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -132,12 +132,7 @@ impl Pipeline {
                 verified
             }
             Err(e) => {
-                tracing::warn!(
-                    provider = provider.slug(),
-                    connection = %connection.row.id,
-                    reason = e.reason(),
-                    "delivery rejected"
-                );
+                // Logged by the caller, sampled: a flood must not write a line per request.
                 self.metrics
                     .verification_failures
                     .with_label_values(&[provider.slug(), e.reason()])
@@ -239,18 +234,15 @@ impl Pipeline {
                     .once(&row.org_id, Some(claim), false, &mut arrival, write)
                     .await?;
                 // Answered without a write of this request's own (a repeat the cache
-                // knew, or one that waited for the first): logged as a duplicate.
+                // knew, or one that waited for the first): logged as a duplicate, in the
+                // background like a rejection, since it adds no data a 2xx promises.
                 if let (Some(arrival), Outcome::Replay(earlier) | Outcome::Conflict(earlier)) =
                     (arrival, &outcome)
                 {
-                    let logged = LoggedDelivery {
+                    self.background_log.push(LoggedDelivery {
                         arrival,
                         verdict: duplicate_of(&earlier.instance_id),
-                    };
-                    self.store
-                        .log_deliveries(vec![logged])
-                        .await
-                        .map_err(|e| PipelineError::Write(Arc::new(e)))?;
+                    });
                 }
                 outcome
             }
@@ -347,7 +339,7 @@ impl Pipeline {
         let data = announce::rejected(&logged);
         self.events
             .publish(&connection.row.org_id, StreamEventType::Delivery, data);
-        self.rejected.push(logged);
+        self.background_log.push(logged);
         Delivered::Rejected(rejection)
     }
 

@@ -51,6 +51,8 @@ pub enum Rejection {
     TooLarge,
     /// The body could not be read off the connection (400).
     BodyUnreadable,
+    /// The body did not arrive within `server.body_timeout_ms` (408).
+    BodyTimedOut,
     /// The signature or token did not verify (401).
     Signature(VerifyError),
     /// Verified, but the body cannot be read as the provider's payload (400).
@@ -64,6 +66,7 @@ impl Rejection {
             Rejection::Disabled => "connection_disabled",
             Rejection::TooLarge => "body_too_large",
             Rejection::BodyUnreadable => "body_unreadable",
+            Rejection::BodyTimedOut => "body_timeout",
             Rejection::Signature(e) => e.reason(),
             Rejection::Unreadable(MapError::InvalidJson(_)) => "invalid_json",
             Rejection::Unreadable(MapError::MissingEvent(_)) => "missing_event",
@@ -76,6 +79,7 @@ impl Rejection {
             Rejection::Disabled => 404,
             Rejection::TooLarge => 413,
             Rejection::Signature(_) => 401,
+            Rejection::BodyTimedOut => 408,
             Rejection::BodyUnreadable | Rejection::Unreadable(_) => 400,
         }
     }

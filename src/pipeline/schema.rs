@@ -60,6 +60,8 @@ impl FieldType {
 
 const MAX_FIELDS: usize = 200;
 const MAX_KEY_LEN: usize = 100;
+/// A `fallbackValue`, serialized.
+const MAX_FALLBACK_BYTES: usize = 16 * 1024;
 
 impl PayloadSchema {
     /// Checks the schema itself; the error names the offending field and what is wrong.
@@ -86,6 +88,12 @@ impl PayloadSchema {
                 ));
             }
             if let Some(fallback) = &field.fallback_value {
+                if fallback.to_string().len() > MAX_FALLBACK_BYTES {
+                    return Err((
+                        format!("{param}.fallbackValue"),
+                        format!("must be at most {MAX_FALLBACK_BYTES} bytes of JSON"),
+                    ));
+                }
                 if !field.kind.matches(fallback) {
                     return Err((
                         format!("{param}.fallbackValue"),

@@ -98,6 +98,12 @@ impl Store {
         Ok(Some(record.org_id))
     }
 
+    /// The org of an API key this process has seen active lately, without asking the
+    /// database.
+    pub async fn cached_org_for_key(&self, hash: &str) -> Option<String> {
+        self.caches.keys.get(hash).await
+    }
+
     /// The connection behind a receive URL, with its active secrets.
     pub async fn live_connection(
         &self,

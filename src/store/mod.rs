@@ -9,6 +9,7 @@ mod cache;
 mod connections;
 mod contacts;
 mod deliveries;
+mod digest;
 mod fire;
 mod keys;
 mod outbound;
@@ -144,7 +145,8 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { write, .. } => {
-                sqlx::migrate!("./migrations/sqlite").run(write).await?
+                sqlx::migrate!("./migrations/sqlite").run(write).await?;
+                digest::fill_in_sqlite(write).await?;
             }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }

@@ -61,8 +61,19 @@ async fn a_method_a_path_does_not_serve_answers_405(backend: Backend) {
     assert_eq!(app.get("/v1/no-such-route").await.status, 404);
 }
 
+async fn a_fire_path_with_a_hostile_id_answers_in_the_fire_envelope(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let reply = app
+        .fire("bad%00id", &serde_json::json!({"payload": {}}), None)
+        .await;
+    assert_eq!(reply.status, 404, "{:?}", reply.body);
+    assert_eq!(reply.body["code"], "TRIGGER_EVENT_NOT_FOUND");
+    assert_eq!(reply.body["status"], "trigger_event_not_found");
+}
+
 each_backend!(
     the_openapi_document_is_served,
     the_console_is_served_with_a_strict_policy,
     a_method_a_path_does_not_serve_answers_405,
+    a_fire_path_with_a_hostile_id_answers_in_the_fire_envelope,
 );

@@ -26,7 +26,7 @@ impl Receiver {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3 runs (pip install -r tests/outbound/requirements.txt)");
+            .expect("python3 runs (pip install -r tests/requirements.txt)");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

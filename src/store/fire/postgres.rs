@@ -11,6 +11,7 @@ use super::{
 };
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
+use crate::store::digest::digest;
 use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
 use crate::store::ContactRow;
 
@@ -44,10 +45,11 @@ impl FireTx for PgConnection {
         let claimed: Option<String> = sqlx::query_scalar(claim.sql())
             .bind(&w.org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .bind(&claim.request_hash)
             .bind(&w.instance_id)
             .bind(w.now_ms)
+            .bind(&claim.key)
             .bind(w.key_expired_before_ms)
             .fetch_optional(&mut *self)
             .await?;
@@ -58,7 +60,7 @@ impl FireTx for PgConnection {
         let row = sqlx::query(KEY_HOLDER)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .fetch_one(&mut *self)
             .await?;
         Ok(KeyHolderRow {
@@ -82,10 +84,13 @@ impl FireTx for PgConnection {
             "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
              SELECT $1, f.key, f.type, $7 FROM unnest($8::text[], $9::text[]) AS f(key, type) \
              ON CONFLICT (org_id, key) DO NOTHING), \
-             linked AS (INSERT INTO contact_identities (org_id, field, value, email) \
-             SELECT $1, i.field, i.value, $2 FROM unnest($10::text[], $11::text[]) AS i(field, value) \
-             ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email) ",
-            upsert_contact!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
+             linked AS (INSERT INTO contact_identities (org_id, field, value, value_digest, email) \
+             SELECT $1, i.field, i.value, i.digest, $2 \
+             FROM unnest($10::text[], $11::text[], $12::text[]) AS i(field, value, digest) \
+             ON CONFLICT (org_id, field, value_digest) DO UPDATE SET email = excluded.email) ",
+            upsert_contact!(
+                "(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"
+            ),
             // A freshly inserted row has xmax 0; the row ON CONFLICT updated carries the
             // updating transaction's id there. That tells contact.created from .updated.
             " RETURNING email, first_name, last_name, subscribed, custom_fields, created_at, \
@@ -102,6 +107,7 @@ impl FireTx for PgConnection {
             .iter()
             .map(|(f, v)| (f.as_str(), v.as_str()))
             .unzip();
+        let digests: Vec<String> = values.iter().map(|v| digest(v)).collect();
         let row = sqlx::query(UPSERT)
             .bind(&w.org_id)
             .bind(email)
@@ -114,6 +120,7 @@ impl FireTx for PgConnection {
             .bind(types)
             .bind(fields)
             .bind(values)
+            .bind(digests)
             .fetch_one(&mut *self)
             .await?;
         Ok(ContactChange {
@@ -184,7 +191,7 @@ impl FireTx for PgConnection {
         sqlx::query(RELEASE_KEY)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(&claim.key)
+            .bind(digest(&claim.key))
             .execute(&mut *self)
             .await?;
         Ok(())

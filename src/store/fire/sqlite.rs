@@ -21,12 +21,13 @@ use serde_json::{Map, Value};
 
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, CorruptFire, FireError, FireTx,
-    FireWrite, FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED,
-    RELEASE_KEY,
+    FireWrite, FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER,
+    LINK_IDENTITY, PUBLISHED, RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
+use crate::store::digest::digest;
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
     INSERT_EVENT,
@@ -242,10 +243,11 @@ impl FireTx for Writer<'_> {
                 params![
                     w.org_id,
                     claim.scope,
-                    claim.key,
+                    digest(&claim.key),
                     claim.request_hash,
                     w.instance_id,
                     w.now_ms,
+                    claim.key,
                     w.key_expired_before_ms
                 ],
                 |row| row.get(0),
@@ -260,7 +262,10 @@ impl FireTx for Writer<'_> {
         claim: &KeyClaim,
     ) -> rusqlite::Result<KeyHolderRow> {
         let mut key_holder = self.0.prepare_cached(KEY_HOLDER)?;
-        key_holder.query_row(params![org_id, claim.scope, claim.key], key_holder_row)
+        key_holder.query_row(
+            params![org_id, claim.scope, digest(&claim.key)],
+            key_holder_row,
+        )
     }
 
     async fn upsert_contact(
@@ -328,10 +333,8 @@ impl FireTx for Writer<'_> {
         }
         for (field, value) in &w.identities {
             self.execute(
-                "INSERT INTO contact_identities (org_id, field, value, email) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (org_id, field, value) DO UPDATE SET email = excluded.email",
-                params![w.org_id, field, value, email],
+                LINK_IDENTITY,
+                params![w.org_id, field, value, email, digest(value)],
             )?;
         }
         Ok(ContactChange { created, row })
@@ -393,7 +396,10 @@ impl FireTx for Writer<'_> {
     }
 
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
-        self.execute(RELEASE_KEY, params![org_id, claim.scope, claim.key])
+        self.execute(
+            RELEASE_KEY,
+            params![org_id, claim.scope, digest(&claim.key)],
+        )
     }
 
     async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> rusqlite::Result<()> {
