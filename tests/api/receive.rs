@@ -1055,8 +1055,40 @@ async fn receive_and_fire_answers_carry_a_request_id(backend: Backend) {
     assert_eq!(echoed.headers()["x-request-id"], "provider-trace-1");
 }
 
+/// A Brevo body that names no event is answered 200 `ignored` (a 4xx would make Brevo
+/// retry it), and nothing is written.
+async fn a_brevo_body_without_an_event_is_ignored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_connection(&json!({"provider": "brevo"})).await;
+    let token = created["secret"]
+        .as_str()
+        .expect("a minted token, shown once");
+    let id = created["connectionId"].as_str().unwrap();
+    let reply = Reply::from(
+        app.client
+            .post(app.url(&format!("/api/integrations/brevo/webhook/{id}")))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"email": "no-event@example.com", "message-id": "<m1@smtp>"}"#)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        (&reply.body["status"], &reply.body["reason"]),
+        (&json!("ignored"), &json!("no_event")),
+        "{:?}",
+        reply.body
+    );
+    assert!(app.contact("no-event@example.com").await.is_none());
+    assert!(app.list_all("/v1/automations/runs").await.is_empty());
+}
+
 crate::each_backend!(
     every_providers_fixtures_fire_once,
+    a_brevo_body_without_an_event_is_ignored,
     each_scheme_rejects_what_it_must,
     secrets_rotate_and_are_never_shown_again,
     token_providers_mint_a_secret_shown_once,
