@@ -3,11 +3,13 @@
 
 mod bound;
 mod load;
+mod peer;
 mod report;
 mod scenarios;
 mod server;
 mod setup;
 mod sign;
+mod sink;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -44,8 +46,9 @@ struct Options {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
     /// Run only scenario N (repeatable): 1 unique Clerk/SQLite, 2 unique Clerk/PostgreSQL,
-    /// 3 duplicates, 4 API fires, 5 bad signatures, 6 soak, 7 unique Stripe/SQLite.
-    #[arg(long = "scenario", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=7))]
+    /// 3 duplicates, 4 API fires, 5 bad signatures, 6 soak, 7 unique Stripe/SQLite,
+    /// 8 unique Clerk/SQLite with every event sent to a local webhook receiver.
+    #[arg(long = "scenario", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
     scenarios: Vec<u8>,
     /// Unique deliveries the soak (6) sends in a row.
     #[arg(long, default_value_t = 1_000_000)]
@@ -61,6 +64,13 @@ struct Options {
     /// PostgreSQL server for scenario 2 (trust auth; a database is created and dropped with psql).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pg_url: String,
+    /// The hand-written Node receiver measured beside the bound (installed with `npm ci`
+    /// under the target directory). Default: ../shared/peers/node-receiver.
+    #[arg(long)]
+    peer_dir: Option<PathBuf>,
+    /// Leave the Node peer out.
+    #[arg(long)]
+    no_peer: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -97,9 +107,12 @@ fn build_server() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release -p firehook failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    Ok(target.join("release").join("firehook"))
+    Ok(target_dir().join("release").join("firehook"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// A setting of the servers under test: the environment variable if set (they inherit the
@@ -202,6 +215,20 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let bound = bench.bound().await?;
+    let peer = if opts.no_peer {
+        None
+    } else {
+        let source = opts
+            .peer_dir
+            .unwrap_or_else(|| workspace_root().join("../shared/peers/node-receiver"));
+        let measured = match peer::install(&source, &target_dir()) {
+            Ok(dir) => bench.peer(&dir, bound.rate()).await,
+            Err(e) => Err(e),
+        };
+        measured
+            .inspect_err(|e| println!("   the Node peer did not run: {e:#}"))
+            .ok()
+    };
     let mut rows = Vec::new();
     for scenario in SCENARIOS
         .iter()
@@ -212,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => println!("   ({}) failed: {e:#}", scenario.number),
         }
     }
-    report::print_table(&bound, &rows);
+    report::print_table(&bound, peer.as_ref(), &rows);
     println!("\ntotal time {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }

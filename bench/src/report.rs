@@ -6,15 +6,22 @@ use crate::server::Memory;
 /// The informational targets of a scenario (printed, never asserted).
 #[derive(Clone, Copy)]
 pub struct Targets {
+    /// Least rate as a ratio to the upper bound's.
     pub min_ratio: Option<f64>,
+    /// Least rate as a multiple of the Node peer's.
+    pub min_peer_multiple: Option<f64>,
     pub max_p99_ms: Option<f64>,
+    /// Most p99 as a multiple of p50: the tail stays close to the typical request.
+    pub max_tail: Option<f64>,
     pub max_rss_growth_mb: Option<f64>,
 }
 
 impl Targets {
     pub const NONE: Targets = Targets {
         min_ratio: None,
+        min_peer_multiple: None,
         max_p99_ms: None,
+        max_tail: None,
         max_rss_growth_mb: None,
     };
 }
@@ -88,6 +95,11 @@ impl Row {
         self.outcome.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
+    /// p99 over p50.
+    fn tail(&self) -> f64 {
+        self.latency_ms(0.99) / self.latency_ms(0.50).max(1e-3)
+    }
+
     fn non_2xx(&self) -> String {
         let mut parts: Vec<String> = self
             .outcome
@@ -105,7 +117,7 @@ impl Row {
         }
     }
 
-    fn verdict(&self, ratio: f64) -> String {
+    fn verdict(&self, ratio: f64, peer_multiple: Option<f64>) -> String {
         let t = &self.targets;
         let mut checks: Vec<(Check, String)> = Vec::new();
         let sign =
@@ -115,10 +127,25 @@ impl Row {
             let text = format!("ratio {ratio:.2} {} {min:.2}", sign(ok, ">=", "<"));
             checks.push((Check::of(ok), text));
         }
+        match (t.min_peer_multiple, peer_multiple) {
+            (Some(min), Some(multiple)) => {
+                let ok = multiple >= min;
+                let text = format!("{multiple:.2}x peer {} {min:.1}x", sign(ok, ">=", "<"));
+                checks.push((Check::of(ok), text));
+            }
+            (Some(_), None) => checks.push((Check::NotShown, "no peer figure".into())),
+            _ => {}
+        }
         if let Some(max) = t.max_p99_ms {
             let p99 = self.latency_ms(0.99);
             let ok = p99 <= max;
             let text = format!("p99 {p99:.1} {} {max:.0} ms", sign(ok, "<=", ">"));
+            checks.push((Check::of(ok), text));
+        }
+        if let Some(max) = t.max_tail {
+            let tail = self.tail();
+            let ok = tail <= max;
+            let text = format!("p99/p50 {tail:.1} {} {max:.0}", sign(ok, "<=", ">"));
             checks.push((Check::of(ok), text));
         }
         if let (Some(max), Some(growth)) = (t.max_rss_growth_mb, self.rss_growth) {
@@ -165,28 +192,34 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// Prints the table in Markdown, each rate also as a ratio to `bound`'s.
-pub fn print_table(bound: &Row, rows: &[Row]) {
+/// Prints the table in Markdown, each rate also as a ratio to `bound`'s and a multiple of
+/// the Node peer's (when it ran).
+pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
     println!();
-    println!("| scenario | accepted/s | ratio to bound | p50 | p90 | p99 | max | non-2xx | RSS peak / now | target met? |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---|");
-    for row in std::iter::once(bound).chain(rows) {
+    println!("| scenario | accepted/s | ratio to bound | x Node peer | p50 | p90 | p99 | p99/p50 | max | non-2xx | RSS peak / now | target met? |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
+    let baselines = std::iter::once(bound).chain(peer);
+    for row in baselines.chain(rows) {
         let ratio = row.rate() / bound.rate().max(1e-9);
-        let memory = row.memory.map_or("n/a (in-process)".into(), |m| {
+        let peer_multiple = peer.map(|p| row.rate() / p.rate().max(1e-9));
+        let memory = row.memory.map_or("n/a".into(), |m| {
             format!("{:.0} / {:.0} MB", mb(m.peak), mb(m.current))
         });
-        let verdict = if std::ptr::eq(row, bound) {
+        let is_baseline = std::ptr::eq(row, bound) || peer.is_some_and(|p| std::ptr::eq(row, p));
+        let verdict = if is_baseline {
             "-".into()
         } else {
-            row.verdict(ratio)
+            row.verdict(ratio, peer_multiple)
         };
         println!(
-            "| {} | {} | {ratio:.2} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | {memory} | {verdict} |",
+            "| {} | {} | {ratio:.2} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} | {:.2} ms | {} | {memory} | {verdict} |",
             row.label,
             thousands(row.rate().round() as u64),
+            peer_multiple.map_or("-".into(), |m| format!("{m:.2}")),
             row.latency_ms(0.50),
             row.latency_ms(0.90),
             row.latency_ms(0.99),
+            row.tail(),
             row.outcome.latency.max() as f64 / 1000.0,
             row.non_2xx(),
         );

@@ -52,7 +52,7 @@ fn next_name() -> String {
     )
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -77,9 +77,14 @@ fn psql(server_url: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 impl Firehook {
-    /// Starts `bin` on a fresh store with `api_key` as the bootstrap key, and waits until
-    /// it answers `/healthz`.
-    pub async fn start(bin: &Path, store: &Store, api_key: &str) -> anyhow::Result<Firehook> {
+    /// Starts `bin` on a fresh store with `api_key` as the bootstrap key and `env` added to
+    /// its environment, and waits until it answers `/healthz`.
+    pub async fn start(
+        bin: &Path,
+        store: &Store,
+        api_key: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Firehook> {
         let name = next_name();
         let dir = std::env::temp_dir().join(&name);
         fs::create_dir_all(&dir)?;
@@ -104,6 +109,7 @@ impl Firehook {
             .env("FIREHOOK__SERVER__BIND", addr.to_string())
             .env("FIREHOOK__DATABASE__URL", url)
             .env("FIREHOOK__BOOTSTRAP__API_KEY", api_key)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -130,6 +130,17 @@ impl Api {
     }
 
     /// The server's own count of what it did: fires by outcome, duplicates, rejections.
+    /// A webhook subscription to every event type, sent to `url`.
+    pub async fn subscribe_all(&self, url: &str) -> anyhow::Result<()> {
+        self.call(
+            Method::POST,
+            "/v1/webhook-subscriptions",
+            json!({"url": url, "events": ["*"]}),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn counters(&self) -> anyhow::Result<String> {
         let (_, text) = Conn::open(self.addr)
             .await?
