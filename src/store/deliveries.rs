@@ -291,8 +291,8 @@ impl Store {
     pub async fn prune(&self, cutoffs: Cutoffs) -> sqlx::Result<Pruned> {
         const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN \
              (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)";
-        const FIRE_KEYS: &str = "DELETE FROM fire_keys WHERE (org_id, scope, key) IN \
-             (SELECT org_id, scope, key FROM fire_keys WHERE created_at < $1 \
+        const FIRE_KEYS: &str = "DELETE FROM fire_keys WHERE (org_id, scope, key_index) IN \
+             (SELECT org_id, scope, key_index FROM fire_keys WHERE created_at < $1 \
               AND (scope = 'api' OR created_at < $2) LIMIT $3)";
         let mut pruned = Pruned::default();
         loop {

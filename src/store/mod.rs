@@ -145,8 +145,11 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { write, .. } => {
-                sqlx::migrate!("./migrations/sqlite").run(write).await?;
+                // Migration 0007 indexes keys by the digests SQLite cannot compute itself;
+                // rows from before 0005 get theirs in between.
+                sqlite_migrations_through(5).run(write).await?;
                 digest::fill_in_sqlite(write).await?;
+                sqlx::migrate!("./migrations/sqlite").run(write).await?;
             }
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
@@ -176,6 +179,21 @@ impl Store {
             }
             Backend::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// The embedded SQLite migrations up to `version`.
+fn sqlite_migrations_through(version: i64) -> sqlx::migrate::Migrator {
+    let all = sqlx::migrate!("./migrations/sqlite");
+    let through: Vec<_> = all
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect();
+    sqlx::migrate::Migrator {
+        migrations: through.into(),
+        ..all
     }
 }
 

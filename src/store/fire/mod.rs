@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::cache::LoadError;
 use super::deliveries::{Arrival, Verdict};
-use super::digest::digest;
+use super::digest::index_key;
 use super::outbox::{self, ContactChange, OutboundEvent, Subscribers};
 use super::{Backend, Store};
 use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason};
@@ -206,9 +206,9 @@ macro_rules! claim_key {
     ($extra:literal) => {
         concat!(
             "INSERT INTO fire_keys \
-             (org_id, scope, key_digest, request_hash, trigger_instance_id, created_at, key) \
+             (org_id, scope, key_index, request_hash, trigger_instance_id, created_at, key) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (org_id, scope, key_digest) DO UPDATE SET \
+             ON CONFLICT (org_id, scope, key_index) DO UPDATE SET \
              request_hash = excluded.request_hash, \
              trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
              WHERE fire_keys.created_at < $8",
@@ -239,12 +239,12 @@ impl KeyClaim {
 const KEY_HOLDER: &str = "SELECT k.request_hash, i.id, i.outcome, i.run_ids, i.automations, \
      i.received_at FROM fire_keys k \
      JOIN trigger_instances i ON i.id = k.trigger_instance_id \
-     WHERE k.org_id = $1 AND k.scope = $2 AND k.key_digest = $3";
+     WHERE k.org_id = $1 AND k.scope = $2 AND k.key_index = $3";
 
 /// Links a provider id (`$3`, unique by its digest `$5`) to a contact.
 const LINK_IDENTITY: &str = "INSERT INTO contact_identities \
-     (org_id, field, value, email, value_digest) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (org_id, field, value_digest) DO UPDATE SET email = excluded.email";
+     (org_id, field, value, email, value_index) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email";
 
 /// Inserts or updates a contact; `$fields` is the SQL of its merged custom fields (`$6`
 /// holds this fire's).
@@ -279,7 +279,7 @@ macro_rules! insert_instance {
 use insert_instance;
 
 const RELEASE_KEY: &str =
-    "DELETE FROM fire_keys WHERE org_id = $1 AND scope = $2 AND key_digest = $3";
+    "DELETE FROM fire_keys WHERE org_id = $1 AND scope = $2 AND key_index = $3";
 
 /// A published automation, as a fire starts it.
 struct Published {
@@ -506,11 +506,11 @@ impl Store {
         let email: Option<String> = super::with_read!(self, pool => {
             sqlx::query_scalar(
                 "SELECT email FROM contact_identities \
-                 WHERE org_id = $1 AND field = $2 AND value_digest = $3",
+                 WHERE org_id = $1 AND field = $2 AND value_index = $3",
             )
             .bind(org_id)
             .bind(field)
-            .bind(digest(value))
+            .bind(index_key(value))
             .fetch_optional(pool)
             .await?
         });

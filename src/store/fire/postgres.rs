@@ -1,6 +1,8 @@
 //! Fires on PostgreSQL: each fire is its own transaction (the server groups concurrent
 //! commits itself), in as few round trips as the steps allow.
 
+use std::borrow::Cow;
+
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 
 use serde_json::Value;
@@ -11,7 +13,7 @@ use super::{
 };
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
-use crate::store::digest::digest;
+use crate::store::digest::index_key;
 use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
 use crate::store::ContactRow;
 
@@ -45,7 +47,7 @@ impl FireTx for PgConnection {
         let claimed: Option<String> = sqlx::query_scalar(claim.sql())
             .bind(&w.org_id)
             .bind(&claim.scope)
-            .bind(digest(&claim.key))
+            .bind(index_key(&claim.key))
             .bind(&claim.request_hash)
             .bind(&w.instance_id)
             .bind(w.now_ms)
@@ -60,7 +62,7 @@ impl FireTx for PgConnection {
         let row = sqlx::query(KEY_HOLDER)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(digest(&claim.key))
+            .bind(index_key(&claim.key))
             .fetch_one(&mut *self)
             .await?;
         Ok(KeyHolderRow {
@@ -84,10 +86,10 @@ impl FireTx for PgConnection {
             "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
              SELECT $1, f.key, f.type, $7 FROM unnest($8::text[], $9::text[]) AS f(key, type) \
              ON CONFLICT (org_id, key) DO NOTHING), \
-             linked AS (INSERT INTO contact_identities (org_id, field, value, value_digest, email) \
-             SELECT $1, i.field, i.value, i.digest, $2 \
-             FROM unnest($10::text[], $11::text[], $12::text[]) AS i(field, value, digest) \
-             ON CONFLICT (org_id, field, value_digest) DO UPDATE SET email = excluded.email) ",
+             linked AS (INSERT INTO contact_identities (org_id, field, value, value_index, email) \
+             SELECT $1, i.field, i.value, i.index_key, $2 \
+             FROM unnest($10::text[], $11::text[], $12::text[]) AS i(field, value, index_key) \
+             ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email) ",
             upsert_contact!(
                 "(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"
             ),
@@ -107,7 +109,7 @@ impl FireTx for PgConnection {
             .iter()
             .map(|(f, v)| (f.as_str(), v.as_str()))
             .unzip();
-        let digests: Vec<String> = values.iter().map(|v| digest(v)).collect();
+        let index_keys: Vec<Cow<str>> = values.iter().map(|v| index_key(v)).collect();
         let row = sqlx::query(UPSERT)
             .bind(&w.org_id)
             .bind(email)
@@ -120,7 +122,7 @@ impl FireTx for PgConnection {
             .bind(types)
             .bind(fields)
             .bind(values)
-            .bind(digests)
+            .bind(index_keys)
             .fetch_one(&mut *self)
             .await?;
         Ok(ContactChange {
@@ -191,7 +193,7 @@ impl FireTx for PgConnection {
         sqlx::query(RELEASE_KEY)
             .bind(org_id)
             .bind(&claim.scope)
-            .bind(digest(&claim.key))
+            .bind(index_key(&claim.key))
             .execute(&mut *self)
             .await?;
         Ok(())

@@ -27,7 +27,7 @@ use super::{
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
-use crate::store::digest::digest;
+use crate::store::digest::index_key;
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
     INSERT_EVENT,
@@ -243,7 +243,7 @@ impl FireTx for Writer<'_> {
                 params![
                     w.org_id,
                     claim.scope,
-                    digest(&claim.key),
+                    index_key(&claim.key),
                     claim.request_hash,
                     w.instance_id,
                     w.now_ms,
@@ -263,7 +263,7 @@ impl FireTx for Writer<'_> {
     ) -> rusqlite::Result<KeyHolderRow> {
         let mut key_holder = self.0.prepare_cached(KEY_HOLDER)?;
         key_holder.query_row(
-            params![org_id, claim.scope, digest(&claim.key)],
+            params![org_id, claim.scope, index_key(&claim.key)],
             key_holder_row,
         )
     }
@@ -334,7 +334,7 @@ impl FireTx for Writer<'_> {
         for (field, value) in &w.identities {
             self.execute(
                 LINK_IDENTITY,
-                params![w.org_id, field, value, email, digest(value)],
+                params![w.org_id, field, value, email, index_key(value)],
             )?;
         }
         Ok(ContactChange { created, row })
@@ -398,7 +398,7 @@ impl FireTx for Writer<'_> {
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
         self.execute(
             RELEASE_KEY,
-            params![org_id, claim.scope, digest(&claim.key)],
+            params![org_id, claim.scope, index_key(&claim.key)],
         )
     }
 
