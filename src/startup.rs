@@ -26,6 +26,7 @@ pub struct Application {
     store: Store,
     retention: tokio::task::JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    generation: JoinHandle<()>,
 }
 
 impl Application {
@@ -51,6 +52,7 @@ impl Application {
             settings.fire.cache_capacity,
         );
         let retention = retention::spawn(store.clone(), settings.clone(), clock.clone());
+        let generation = store.watch_generation();
         let dispatcher = Dispatcher::new(
             store.clone(),
             clock.clone(),
@@ -96,6 +98,7 @@ impl Application {
             store,
             retention,
             dispatcher,
+            generation,
         })
     }
 
@@ -115,6 +118,7 @@ impl Application {
         let result = self.server.await;
         self.retention.abort();
         self.dispatcher.abort();
+        self.generation.abort();
         self.store.close().await;
         result
     }
