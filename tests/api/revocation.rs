@@ -1,6 +1,7 @@
 //! Revocations reach every process within a second: a revoked API key, a removed secret, a
 //! disabled or deleted connection, across real `firehook` processes on one database (the
-//! cache generation, `src/store/generation.rs`).
+//! cache generation, `src/store/generation.rs`). And a connection edit that fails half
+//! way changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{run_cli, Backend, Gateway, Reply, API_KEY};
+use crate::helpers::{run_cli, spawn_app, Backend, Gateway, Reply, API_KEY};
 use crate::processes::call;
 
 /// How long another process may take: the generation is read every 500 ms.
@@ -222,8 +223,66 @@ async fn a_disabled_or_deleted_connection_is_refused_by_every_gateway_within_a_s
     }
 }
 
+/// A PATCH that adds and removes a secret but fails on another field answers 4xx and
+/// leaves the connection as it was: the same secrets, name and state, and the old secret
+/// still verifies while the one it would have added does not.
+async fn a_connection_edit_that_fails_half_way_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let delivery = Delivery::load();
+    let created = app
+        .create_connection(
+            &json!({"provider": "shopify", "name": "Shop", "secrets": [delivery.secret]}),
+        )
+        .await;
+    let id = created["connectionId"].as_str().unwrap();
+    let secret_id = created["secrets"][0]["secretId"].as_str().unwrap();
+    let path = format!("/v1/integrations/connections/{id}");
+    let base = app.base.clone();
+    assert_eq!(delivery.post(&app.client, &base, id).await, 200);
+    let added = delivery.signed_with("shpss_would_be_added_0123456789");
+    let state = |c: &Value| {
+        let secrets: Vec<Value> = c["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!([s["secretId"], s["hint"]]))
+            .collect();
+        json!({"secrets": secrets, "name": c["name"], "enabled": c["enabled"], "options": c["options"]})
+    };
+    let before = state(&app.get(&path).await.body);
+
+    let rotate = json!({"addSecret": added.secret, "removeSecretId": secret_id});
+    let with = |extra: Value| {
+        let mut body = rotate.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (edit, status) in [
+        (with(json!({"name": ""})), 400),
+        (with(json!({"name": "x".repeat(121)})), 400),
+        (
+            with(json!({"enabled": false, "options": {"emailPath": 5}})),
+            400,
+        ),
+        (
+            with(json!({"name": "Renamed", "removeSecretId": "sec_nope"})),
+            404,
+        ),
+        (with(json!({"addSecret": ""})), 400),
+    ] {
+        let reply = app.patch(&path, &edit).await;
+        assert_eq!(reply.status, status, "{edit}: {:?}", reply.body);
+        assert_eq!(state(&app.get(&path).await.body), before, "{edit}");
+        assert_eq!(delivery.post(&app.client, &base, id).await, 200, "{edit}");
+        assert_eq!(added.post(&app.client, &base, id).await, 401, "{edit}");
+    }
+}
+
 crate::each_backend!(
     a_revoked_key_is_refused_by_every_gateway_within_a_second,
     a_removed_secret_is_refused_by_every_gateway_within_a_second,
     a_disabled_or_deleted_connection_is_refused_by_every_gateway_within_a_second,
+    a_connection_edit_that_fails_half_way_changes_nothing,
 );
