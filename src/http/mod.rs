@@ -58,22 +58,35 @@ pub type State = web::Data<Arc<AppState>>;
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
-/// Every route. Each path is one resource, so a method it does not serve answers 405
+/// Every route of the main listener; `/metrics` too unless it has a listener of its own
+/// (`metrics.bind`). Each path is one resource, so a method it does not serve answers 405
 /// with `Allow` from the resource itself, without any extra routing.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(with_metrics: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        let mut resources = Resources::default();
+        resources
+            .add(Method::GET, "/healthz", ops::healthz)
+            .add(Method::GET, "/readyz", ops::readyz)
+            .add(Method::GET, "/openapi.json", openapi::document);
+        if with_metrics {
+            resources.add(Method::GET, "/metrics", ops::metrics);
+        }
+        console::routes(&mut resources);
+        v1_routes(&mut resources);
+        resources.add(
+            Method::POST,
+            "/api/integrations/{provider}/webhook/{connection_id}",
+            receive::receive,
+        );
+        resources.register(cfg);
+        cfg.default_service(web::to(ops::not_found));
+    }
+}
+
+/// The routes of the metrics listener (`metrics.bind`): `/metrics` alone.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
     let mut resources = Resources::default();
-    resources
-        .add(Method::GET, "/healthz", ops::healthz)
-        .add(Method::GET, "/readyz", ops::readyz)
-        .add(Method::GET, "/metrics", ops::metrics)
-        .add(Method::GET, "/openapi.json", openapi::document);
-    console::routes(&mut resources);
-    v1_routes(&mut resources);
-    resources.add(
-        Method::POST,
-        "/api/integrations/{provider}/webhook/{connection_id}",
-        receive::receive,
-    );
+    resources.add(Method::GET, "/metrics", ops::metrics);
     resources.register(cfg);
     cfg.default_service(web::to(ops::not_found));
 }
