@@ -1,7 +1,7 @@
 //! Properties of every provider of the registry, on generated input: arbitrary bodies,
 //! header values, query strings and clocks never make verification or mapping panic; and a
-//! delivery signed as `docs/providers.md` describes verifies, while any single-byte change
-//! of its body or of the headers (or query) that authenticate it is refused.
+//! delivery signed as its provider documents the scheme verifies, while any single-byte
+//! change of its body or of the headers (or query) that authenticate it is refused.
 //!
 //! The signatures are computed here with `hmac`/`sha2` from the documented schemes, not
 //! with the adapters' own signer, so the properties check the verifier against an
@@ -287,8 +287,9 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Signs as the table of signature schemes in providers.md describes. The match has no
-/// catch-all arm: a new scheme does not compile until it is signed here too.
+/// Signs as the providers document their schemes (the headers, signed bytes, MAC encoding
+/// and key of each). The match has no catch-all arm: a new scheme does not compile until
+/// it is signed here too.
 fn sign(provider: Provider, secret: &str, id: &str, now: i64, body: &[u8]) -> Signed {
     let header = |name: &str, value: String| Signed {
         headers: vec![(name.to_owned(), value)],
