@@ -97,6 +97,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         let bind = settings.server.bind.clone();
         let app = Application::build(settings, clock).await?;
         tracing::info!(%bind, port = app.port(), "firehook is listening");
+        if let Some(addr) = app.metrics_addr() {
+            tracing::info!(%addr, "metrics are served apart");
+        }
         // One plain line on stdout, so scripts (and the tests) learn the port bound for :0.
         println!("listening on {}", app.local_addr());
         app.run_until_stopped().await?;

@@ -25,6 +25,8 @@ pub struct Settings {
 pub struct MetricsSettings {
     /// Empty: `/metrics` is open.
     pub token: SecretString,
+    /// Empty: `/metrics` is served on `server.bind`; else only on this address.
+    pub bind: String,
 }
 
 /// Allowances per minute (a token bucket: the whole allowance may come as one burst).

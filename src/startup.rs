@@ -23,9 +23,12 @@ use crate::store::Store;
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// The `/metrics` listener, when `metrics.bind` gives it an address of its own.
+    metrics: Option<(SocketAddr, Server)>,
     store: Store,
     retention: tokio::task::JoinHandle<()>,
     dispatcher: JoinHandle<()>,
+    generation: JoinHandle<()>,
 }
 
 impl Application {
@@ -38,6 +41,10 @@ impl Application {
 
         let listener = TcpListener::bind(&settings.server.bind)?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match settings.metrics.bind.as_str() {
+            "" => None,
+            bind => Some(TcpListener::bind(bind)?),
+        };
         let public_url = match settings.server.public_url.trim_end_matches('/') {
             "" => format!("http://{addr}"),
             url => url.to_owned(),
@@ -51,6 +58,7 @@ impl Application {
             settings.fire.cache_capacity,
         );
         let retention = retention::spawn(store.clone(), settings.clone(), clock.clone());
+        let generation = store.watch_generation();
         let dispatcher = Dispatcher::new(
             store.clone(),
             clock.clone(),
@@ -70,12 +78,17 @@ impl Application {
             public_url,
             settings,
         }));
+        let metrics = match metrics_listener {
+            Some(listener) => Some((listener.local_addr()?, metrics_server(&state, listener)?)),
+            None => None,
+        };
+        let routes = http::routes(metrics.is_none());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(http::input::guard))
                 .wrap(from_fn(http::observe))
-                .configure(http::routes)
+                .configure(routes.clone())
         })
         .client_request_timeout(Duration::from_millis(
             server_settings.client_request_timeout_ms,
@@ -93,9 +106,11 @@ impl Application {
         Ok(Application {
             addr,
             server: server.run(),
+            metrics,
             store,
             retention,
             dispatcher,
+            generation,
         })
     }
 
@@ -108,16 +123,48 @@ impl Application {
         self.addr
     }
 
+    /// The address of the `/metrics` listener, when it has one of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), then drains in-flight
     /// requests, stops the outbound dispatcher and closes the database. Deliveries it was
     /// sending are sent again after their leases run out.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
+        if let Some((task, handle)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         self.retention.abort();
         self.dispatcher.abort();
+        self.generation.abort();
         self.store.close().await;
         result
     }
+}
+
+/// The listener of `metrics.bind`: `/metrics` and nothing else, on one worker.
+fn metrics_server(
+    state: &web::Data<Arc<AppState>>,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let state = state.clone();
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(http::input::guard))
+            .wrap(from_fn(http::observe))
+            .configure(http::metrics_routes)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
 }
 
 /// On an empty database: creates the default org and its first API key, printed once.

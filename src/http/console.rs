@@ -5,9 +5,11 @@ use actix_web::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
     X_FRAME_OPTIONS,
 };
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
+use super::Router;
 
 /// Scripts and styles only from files of this origin (no inline code), requests only to
 /// this origin, no framing.
@@ -34,10 +36,10 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/console", web::get().to(index))
-        .route("/console/", web::get().to(index))
-        .route("/console/{file}", web::get().to(asset));
+pub fn routes(r: &mut impl Router) {
+    r.add(Method::GET, "/console", index)
+        .add(Method::GET, "/console/", index)
+        .add(Method::GET, "/console/{file}", asset);
 }
 
 fn serve(name: &str) -> Result<HttpResponse, ApiError> {

@@ -58,24 +58,41 @@ pub type State = web::Data<Arc<AppState>>;
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(openapi::document))
-        .configure(console::routes);
-    let mut resources = Resources::default();
-    v1_routes(&mut resources);
-    resources.register(cfg);
-    cfg.route(
-        "/api/integrations/{provider}/webhook/{connection_id}",
-        web::post().to(receive::receive),
-    )
-    .default_service(web::to(ops::not_found));
+/// Every route of the main listener; `/metrics` too unless it has a listener of its own
+/// (`metrics.bind`). Each path is one resource, so a method it does not serve answers 405
+/// with `Allow` from the resource itself, without any extra routing.
+pub fn routes(with_metrics: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg| {
+        let mut resources = Resources::default();
+        resources
+            .add(Method::GET, "/healthz", ops::healthz)
+            .add(Method::GET, "/readyz", ops::readyz)
+            .add(Method::GET, "/openapi.json", openapi::document);
+        if with_metrics {
+            resources.add(Method::GET, "/metrics", ops::metrics);
+        }
+        console::routes(&mut resources);
+        v1_routes(&mut resources);
+        resources.add(
+            Method::POST,
+            "/api/integrations/{provider}/webhook/{connection_id}",
+            receive::receive,
+        );
+        resources.register(cfg);
+        cfg.default_service(web::to(ops::not_found));
+    }
 }
 
-/// Where `/v1` routes go: actix's configuration when serving, a list when the OpenAPI
-/// test checks that the document describes every one of them.
+/// The routes of the metrics listener (`metrics.bind`): `/metrics` alone.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    let mut resources = Resources::default();
+    resources.add(Method::GET, "/metrics", ops::metrics);
+    resources.register(cfg);
+    cfg.default_service(web::to(ops::not_found));
+}
+
+/// Where routes go: actix resources when serving, a list when the OpenAPI test checks
+/// that the document describes every `/v1` route.
 pub trait Router {
     fn add<F, Args>(&mut self, method: Method, path: &str, handler: F) -> &mut Self
     where
@@ -85,7 +102,7 @@ pub trait Router {
 }
 
 /// Routes grouped by path, one actix resource each, so that a path asked with a method it
-/// does not serve answers 405 with `Allow` rather than 404.
+/// does not serve answers 405 with `Allow` (in the error envelope) rather than 404.
 #[derive(Default)]
 struct Resources(Vec<(String, Vec<Method>, Resource)>);
 

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::{ApiError, ErrorType};
-use super::input;
 use super::State;
 use crate::auth::hash_key;
 use crate::config::ExposeSecret;
@@ -49,10 +48,8 @@ pub async fn metrics(req: HttpRequest, state: State) -> Result<HttpResponse, Api
         .body(state.metrics.render()))
 }
 
-/// Unknown routes answer 404; a known route asked with another method answers 405.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    if req.resource_map().has_resource(req.path()) {
-        return Ok(input::method_not_allowed());
-    }
+/// Unknown routes answer 404 (a known path asked with another method is answered 405 by
+/// its resource).
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("NOT_FOUND", "no such route"))
 }

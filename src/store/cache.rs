@@ -1,8 +1,10 @@
 //! Per-process caches of what every request reads: API keys, live connections with their
 //! secrets, triggers with their parsed schema, and each org's webhook subscribers. They live behind the store so that each
 //! write that changes a cached row empties its entry after it commits; no caller has to
-//! remember to. Other processes on the same database see an edit within the time to live.
+//! remember to. Other processes on the same database see an edit within the time to live,
+//! or, for keys and connections, within half a second (see `generation.rs`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +64,9 @@ pub(super) struct Caches {
     triggers: Cache<String, Option<Arc<LiveTrigger>>>,
     /// Org id -> its enabled webhook subscriptions, which every fire consults.
     subscribers: Cache<String, Arc<Subscribers>>,
+    /// Counts [`Caches::forget_shared`] calls, so that a load that read the database before
+    /// one (and inserted after it) can drop what it inserted.
+    epoch: AtomicU64,
 }
 
 fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
@@ -78,7 +83,19 @@ impl Caches {
             connections: cache(CONNECTION_TTL),
             triggers: cache(TRIGGER_TTL),
             subscribers: cache(SUBSCRIBERS_TTL),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Empties the caches of keys and connections, after another process's write.
+    pub(super) fn forget_shared(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.keys.invalidate_all();
+        self.connections.invalidate_all();
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 }
 
@@ -88,6 +105,7 @@ impl Store {
         if let Some(org) = self.caches.keys.get(hash).await {
             return Ok(Some(org));
         }
+        let epoch = self.caches.epoch();
         let Some(record) = self.find_api_key(hash).await? else {
             return Ok(None);
         };
@@ -95,6 +113,10 @@ impl Store {
             .keys
             .insert(hash.to_owned(), record.org_id.clone())
             .await;
+        // The row may predate a revocation that emptied the cache while it was read.
+        if self.caches.epoch() != epoch {
+            self.caches.keys.invalidate(hash).await;
+        }
         Ok(Some(record.org_id))
     }
 
@@ -109,7 +131,9 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<Arc<LiveConnection>>, Arc<LoadError>> {
-        self.caches
+        let epoch = self.caches.epoch();
+        let live = self
+            .caches
             .connections
             .try_get_with(id.to_owned(), async {
                 let Some(row) = self.find_connection(id).await? else {
@@ -138,7 +162,12 @@ impl Store {
                     options,
                 })))
             })
-            .await
+            .await;
+        // As for keys: what was read before the caches were emptied is not kept.
+        if self.caches.epoch() != epoch {
+            self.caches.connections.invalidate(id).await;
+        }
+        live
     }
 
     /// The trigger `id` of `org_id`.

@@ -1,5 +1,6 @@
 //! Integration connections and their signing secrets.
 
+use super::generation::BUMP;
 use super::triggers::{bind_trigger, INSERT_TRIGGER};
 use super::{with_read, with_write, Page, Store, TriggerRow};
 use crate::domain::TriggerStatus;
@@ -169,7 +170,8 @@ impl Store {
     }
 
     /// Writes a connection's editable columns, its secret changes and the triggers its
-    /// new options provision (those that exist already are kept) in one transaction.
+    /// new options provision (those that exist already are kept) in one transaction, which
+    /// also moves the cache generation: other processes see the edit within a second.
     pub async fn update_connection(&self, edit: &ConnectionEdit<'_>) -> sqlx::Result<()> {
         let c = edit.connection;
         let insert_trigger = format!("{INSERT_TRIGGER} ON CONFLICT (id) DO NOTHING");
@@ -205,6 +207,7 @@ impl Store {
             for t in edit.new_triggers {
                 bind_trigger!(sqlx::query(&insert_trigger), t).execute(&mut *tx).await?;
             }
+            sqlx::query(BUMP).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         self.forget_connection(&c.id).await;
@@ -236,6 +239,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
             tx.commit().await?;
             deleted
         });

@@ -1,5 +1,6 @@
 //! Orgs and API keys.
 
+use super::generation::BUMP;
 use super::{with_read, with_write, Store};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -91,15 +92,22 @@ impl Store {
         })
     }
 
-    /// Revokes a key; answers whether it existed and was active.
+    /// Revokes a key; answers whether it existed and was active. Every process refuses it
+    /// within a second (the cache generation moves with it).
     pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> sqlx::Result<bool> {
         let revoked = with_write!(self, pool => {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(key_id)
-                .execute(pool)
-                .await?
-                .rows_affected() == 1
+            let mut tx = pool.begin().await?;
+            let revoked = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() == 1;
+            sqlx::query(BUMP).execute(&mut *tx).await?;
+            tx.commit().await?;
+            revoked
         });
         self.forget_keys();
         Ok(revoked)

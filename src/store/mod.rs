@@ -11,6 +11,7 @@ mod contacts;
 mod deliveries;
 mod digest;
 mod fire;
+mod generation;
 mod keys;
 mod outbound;
 mod outbox;

@@ -135,8 +135,8 @@ async fn orgs_and_keys_commands_work_while_serving(backend: Backend) {
         (401, "INVALID_API_KEY")
     );
 
-    // A key in use is refused once revoked by every process that has not cached it
-    // (a running process caches keys for up to 30 s, see README).
+    // A key in use is refused once revoked by a process that starts after (running ones
+    // refuse it within a second: see revocation.rs).
     let (ok, out, err) = run_cli(&app.database_url, &["keys", "revoke", &second_id]);
     assert!(ok, "{out}{err}");
     let fresh = spawn_app_on(&app.database_url, app.clock.clone(), |_| {}).await;

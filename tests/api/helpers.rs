@@ -169,6 +169,8 @@ fn init_tracing() {
 
 pub struct TestApp {
     pub base: String,
+    /// The `/metrics` listener's base URL, when `metrics.bind` gave it one.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub clock: Clock,
     pub database_url: String,
@@ -216,9 +218,11 @@ pub async fn spawn_app_on(
         .await
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app.metrics_addr().map(|addr| format!("http://{addr}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
+        metrics_base,
         client: reqwest::Client::new(),
         clock,
         database_url: database_url.to_owned(),

@@ -112,12 +112,35 @@ async fn over_long_strings_are_refused_naming_the_field(backend: Backend) {
     assert!(app.list_all("/v1/automations").await.is_empty());
 }
 
+/// Every known path asked with a method it does not serve: 405 in the error envelope, with
+/// `Allow` naming the methods it does serve.
 async fn an_unsupported_method_is_405_in_the_envelope(backend: Backend) {
+    use reqwest::Method;
     let app = spawn_app(backend).await;
-    for (method, path) in [
-        (reqwest::Method::DELETE, "/v1/automations/triggers"),
-        (reqwest::Method::PUT, "/v1/automations/aut_1"),
-        (reqwest::Method::POST, "/healthz"),
+    for (method, path, allow) in [
+        (Method::DELETE, "/v1/automations/triggers", "POST, GET"),
+        (Method::PUT, "/v1/automations/aut_1", "GET, PATCH"),
+        (
+            Method::DELETE,
+            "/v1/automations/triggers/tri_1/fire",
+            "POST",
+        ),
+        (
+            Method::PUT,
+            "/v1/integrations/connections/con_1",
+            "GET, PATCH, DELETE",
+        ),
+        (Method::GET, "/api/integrations/clerk/webhook/con_1", "POST"),
+        (
+            Method::PUT,
+            "/api/integrations/stripe/webhook/con_1",
+            "POST",
+        ),
+        (Method::POST, "/healthz", "GET"),
+        (Method::POST, "/readyz", "GET"),
+        (Method::POST, "/metrics", "GET"),
+        (Method::DELETE, "/openapi.json", "GET"),
+        (Method::POST, "/console/app.js", "GET"),
     ] {
         let reply = app.send_as(API_KEY, method.clone(), path, None).await;
         assert_eq!(
@@ -126,6 +149,12 @@ async fn an_unsupported_method_is_405_in_the_envelope(backend: Backend) {
             "{method} {path}: {:?}",
             reply.body
         );
+        assert_eq!(reply.body["error"]["type"], "invalid_request", "{path}");
+        assert_eq!(reply.headers["allow"], allow, "{method} {path}");
+        assert!(reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
     }
     let unknown = app.get("/v1/nothing-here").await;
     assert_eq!((unknown.status, unknown.error_code()), (404, "NOT_FOUND"));

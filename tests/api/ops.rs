@@ -1,4 +1,4 @@
-//! The metrics token; readiness and API answers when the database goes away under a
+//! The metrics token and listener; readiness and API answers when the database goes away under a
 //! running app. The latter PostgreSQL only: the
 //! database is dropped (connections terminated) while the app serves. An embedded SQLite
 //! file cannot be taken away from open connections in a way the suite can rely on.
@@ -7,7 +7,7 @@ mod metrics {
     use firehook::clock::Clock;
     use firehook::config::SecretString;
 
-    use crate::helpers::{spawn_app_with, Backend};
+    use crate::helpers::{spawn_app_with, Backend, Reply};
 
     async fn metrics_can_require_a_token(backend: Backend) {
         let app = spawn_app_with(backend, Clock::system(), |s| {
@@ -38,7 +38,52 @@ mod metrics {
         assert!(right.text().await.unwrap().contains("firehook_"));
     }
 
-    crate::each_backend!(metrics_can_require_a_token);
+    /// `metrics.bind`: `/metrics` is served there only (still behind its token), and the
+    /// main listener answers 404 for it.
+    async fn metrics_can_have_a_listener_of_their_own(backend: Backend) {
+        let app = spawn_app_with(backend, Clock::system(), |s| {
+            s.metrics.bind = "127.0.0.1:0".into();
+            s.metrics.token = SecretString::from("metrics-token-0123456789");
+        })
+        .await;
+        let apart = app.metrics_base.clone().expect("a metrics listener");
+        assert_ne!(apart, app.base);
+        assert_eq!(app.get_public("/healthz").await.status, 200);
+        let main = app.get_public("/metrics").await;
+        assert_eq!((main.status, main.error_code()), (404, "NOT_FOUND"));
+
+        let get = |path: &str| app.client.get(format!("{apart}{path}"));
+        let open = Reply::from(get("/metrics").send().await.unwrap()).await;
+        assert_eq!(open.status, 401);
+        let scraped = get("/metrics")
+            .bearer_auth("metrics-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(scraped.status(), 200);
+        let text = scraped.text().await.unwrap();
+        assert!(text.contains(r#"route="/healthz""#), "{text}");
+        for path in ["/healthz", "/v1/automations"] {
+            let reply = Reply::from(get(path).send().await.unwrap()).await;
+            assert_eq!(
+                (reply.status, reply.error_code()),
+                (404, "NOT_FOUND"),
+                "{path}"
+            );
+        }
+        let post = app.client.post(format!("{apart}/metrics"));
+        let reply = Reply::from(post.send().await.unwrap()).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (405, "METHOD_NOT_ALLOWED")
+        );
+        assert_eq!(reply.headers["allow"], "GET");
+    }
+
+    crate::each_backend!(
+        metrics_can_require_a_token,
+        metrics_can_have_a_listener_of_their_own
+    );
 }
 
 mod postgres {
