@@ -64,7 +64,14 @@ pub struct RequestId(pub String);
 pub fn routes(with_metrics: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg| {
         let mut resources = Resources::default();
+        // Deliveries are matched first: actix tries resources in order, and each pattern
+        // with a `{segment}` before the receive URL would cost a regex match per delivery.
         resources
+            .add(
+                Method::POST,
+                "/api/integrations/{provider}/webhook/{connection_id}",
+                receive::receive,
+            )
             .add(Method::GET, "/healthz", ops::healthz)
             .add(Method::GET, "/readyz", ops::readyz)
             .add(Method::GET, "/openapi.json", openapi::document);
@@ -73,11 +80,6 @@ pub fn routes(with_metrics: bool) -> impl Fn(&mut web::ServiceConfig) + Clone {
         }
         console::routes(&mut resources);
         v1_routes(&mut resources);
-        resources.add(
-            Method::POST,
-            "/api/integrations/{provider}/webhook/{connection_id}",
-            receive::receive,
-        );
         resources.register(cfg);
         cfg.default_service(web::to(ops::not_found));
     }
