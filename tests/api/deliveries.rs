@@ -508,23 +508,31 @@ async fn hostile_filters_and_ids_answer_400_or_404(backend: Backend) {
     assert_eq!((reply.status, reply.error_code()), (400, "INVALID_REQUEST"));
 }
 
-/// `firehook send-test`, one provider per signature scheme, against a running gateway on
-/// the real clock: each sample verifies and fires.
-async fn send_test_fires_for_every_scheme(backend: Backend) {
+/// `firehook send-test` for every provider, against a running gateway on the real clock:
+/// each sample verifies and fires.
+async fn send_test_fires_for_every_provider(backend: Backend) {
     let app = spawn_app_with(backend, Clock::system(), |_| {}).await;
     let cases = [
         ("clerk", "user.created"),
         ("stripe", "customer.created"),
         ("shopify", "orders.paid"),
-        ("workos", "user.created"),
-        ("generic", "delivered"),
+        ("stytch", "direct.user.create"),
         ("supabase", "INSERT"),
+        ("workos", "user.created"),
+        ("revenuecat", "INITIAL_PURCHASE"),
+        ("brevo", "delivered"),
         ("brimble", "subscription.created"),
+        ("generic", "delivered"),
+        ("standard", "user.created"),
     ];
+    let covered: Vec<&str> = cases.iter().map(|(provider, _)| *provider).collect();
+    let registry: Vec<&str> = adapters::Provider::all().map(|p| p.slug()).collect();
+    assert_eq!(covered, registry, "one case per provider, in registry order");
     for (provider, file) in cases {
         let fixture = Fixture::load(provider, file);
         let mut options = fixture.0.get("options").cloned().unwrap_or(json!({}));
-        if provider == "generic" {
+        // Providers without a fixed event list are told which events to expect.
+        if matches!(provider, "generic" | "standard") {
             options["events"] = json!([fixture.event()]);
         }
         let reply = app
@@ -607,6 +615,6 @@ crate::each_backend!(
     filters_and_pages_over_250_deliveries,
     retention_prunes_the_log_but_keeps_fires_and_contacts,
     hostile_filters_and_ids_answer_400_or_404,
-    send_test_fires_for_every_scheme,
+    send_test_fires_for_every_provider,
     send_test_refuses_a_disabled_connection,
 );
