@@ -183,7 +183,7 @@ impl Store {
     }
 }
 
-/// The embedded SQLite migrations up to `version`.
+/// The embedded SQLite migrations up to `version`; later ones already applied are fine.
 fn sqlite_migrations_through(version: i64) -> sqlx::migrate::Migrator {
     let all = sqlx::migrate!("./migrations/sqlite");
     let through: Vec<_> = all
@@ -194,6 +194,7 @@ fn sqlite_migrations_through(version: i64) -> sqlx::migrate::Migrator {
         .collect();
     sqlx::migrate::Migrator {
         migrations: through.into(),
+        ignore_missing: true,
         ..all
     }
 }
