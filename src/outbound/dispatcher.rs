@@ -249,7 +249,7 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver_held(&self, claim: &Claim) -> sqlx::Result<()> {
+    async fn deliver_held(&self, claim: &Claim) -> anyhow::Result<()> {
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();
         // A claim that waited for its endpoint keeps its lease for the whole send.
@@ -309,9 +309,9 @@ impl Dispatcher {
             },
         });
         store
-            .record_attempt(&AttemptRecord {
-                delivery_id: &claim.id,
-                owner: &self.inner.owner,
+            .record_attempt(AttemptRecord {
+                delivery_id: claim.id.clone(),
+                owner: self.inner.owner.clone(),
                 attempt: claim.attempts + 1,
                 attempted_at,
                 http_status: attempt.http_status.map(i64::from),

@@ -69,10 +69,10 @@ pub enum Next {
 }
 
 #[derive(Debug)]
-pub struct AttemptRecord<'a> {
-    pub delivery_id: &'a str,
+pub struct AttemptRecord {
+    pub delivery_id: String,
     /// The process that claimed the delivery.
-    pub owner: &'a str,
+    pub owner: String,
     /// 1 for the first attempt.
     pub attempt: i64,
     pub attempted_at: i64,
@@ -82,6 +82,27 @@ pub struct AttemptRecord<'a> {
     pub response_excerpt: Option<String>,
     pub next: Next,
 }
+
+impl AttemptRecord {
+    /// The delivery's status after this attempt, when it is next due and the retry step.
+    pub(super) fn outcome(&self) -> (OutboundStatus, i64, Option<i64>) {
+        match self.next {
+            Next::Succeeded => (OutboundStatus::Succeeded, self.attempted_at, None),
+            Next::Retry { at, step } => (OutboundStatus::Pending, at, Some(step)),
+            Next::Failed => (OutboundStatus::Failed, self.attempted_at, None),
+        }
+    }
+}
+
+/// Inserts an attempt (`$1` to `$7`).
+pub(super) const INSERT_ATTEMPT: &str = "INSERT INTO outbound_attempts (delivery_id, attempt, \
+     attempted_at, http_status, latency_ms, error, response_excerpt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// Moves a delivery on after an attempt and releases its lease (`$1` to `$7`).
+pub(super) const FINISH_ATTEMPT: &str = "UPDATE outbound_deliveries SET status = $1, \
+     attempts = $2, retry_step = COALESCE($3, retry_step), next_attempt_at = $4, \
+     leased_by = NULL, lease_until = NULL, updated_at = $5 WHERE id = $6 AND leased_by = $7";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboundDeliveryRow {
@@ -380,46 +401,14 @@ impl Store {
         })
     }
 
-    /// Records an attempt and what follows it, releasing the lease.
-    pub async fn record_attempt(&self, a: &AttemptRecord<'_>) -> sqlx::Result<()> {
-        let (status, at, step) = match a.next {
-            Next::Succeeded => (OutboundStatus::Succeeded, a.attempted_at, None),
-            Next::Retry { at, step } => (OutboundStatus::Pending, at, Some(step)),
-            Next::Failed => (OutboundStatus::Failed, a.attempted_at, None),
-        };
-        with_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO outbound_attempts (delivery_id, attempt, attempted_at, \
-                 http_status, latency_ms, error, response_excerpt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(a.delivery_id)
-            .bind(a.attempt)
-            .bind(a.attempted_at)
-            .bind(a.http_status)
-            .bind(a.latency_ms)
-            .bind(&a.error)
-            .bind(&a.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE outbound_deliveries SET status = $1, attempts = $2, \
-                 retry_step = COALESCE($3, retry_step), next_attempt_at = $4, \
-                 leased_by = NULL, lease_until = NULL, updated_at = $5 \
-                 WHERE id = $6 AND leased_by = $7",
-            )
-            .bind(status.as_str())
-            .bind(a.attempt)
-            .bind(step)
-            .bind(at)
-            .bind(a.attempted_at)
-            .bind(a.delivery_id)
-            .bind(a.owner)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        });
+    /// Records an attempt and what follows it, releasing the lease. On SQLite it goes
+    /// through the fire committer, so that attempts share its commits instead of each
+    /// taking the write lock (and a sync of the disk) of their own.
+    pub async fn record_attempt(&self, a: AttemptRecord) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Sqlite { committer, .. } => committer.record_attempt(a).await?,
+            Backend::Postgres(pool) => super::fire::record_attempt_pg(pool, &a).await?,
+        }
         Ok(())
     }
 

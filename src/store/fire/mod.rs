@@ -14,11 +14,13 @@ use serde_json::{Map, Value};
 use super::cache::LoadError;
 use super::deliveries::{Arrival, Verdict};
 use super::digest::index_key;
+use super::outbound::AttemptRecord;
 use super::outbox::{self, ContactChange, OutboundEvent, Subscribers};
 use super::{Backend, Store};
 use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason};
 
 pub(super) use postgres::log_deliveries as log_deliveries_pg;
+pub(super) use postgres::record_attempt as record_attempt_pg;
 pub(super) use sqlite::Committer;
 
 /// Everything one fire writes.
@@ -361,6 +363,8 @@ trait FireTx {
     async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> Result<(), Self::Error>;
     /// Inserts outbound events and their deliveries.
     async fn outbox(&mut self, events: &[OutboundEvent]) -> Result<(), Self::Error>;
+    /// Records an outbound attempt and moves its delivery on.
+    async fn record_attempt(&mut self, a: &AttemptRecord) -> Result<(), Self::Error>;
 }
 
 /// The steps of one fire. Nothing is committed here: the caller commits. A fire whose key

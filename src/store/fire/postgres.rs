@@ -14,6 +14,7 @@ use super::{
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::digest::index_key;
+use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
 use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
 use crate::store::ContactRow;
 
@@ -37,6 +38,12 @@ pub(in crate::store) async fn log_deliveries(
     for d in deliveries {
         tx.record_delivery(&d.arrival, &d.verdict).await?;
     }
+    tx.commit().await
+}
+
+pub(in crate::store) async fn record_attempt(pool: &PgPool, a: &AttemptRecord) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    tx.record_attempt(a).await?;
     tx.commit().await
 }
 
@@ -179,6 +186,31 @@ impl FireTx for PgConnection {
             .bind(automation_ids)
             .bind(versions)
             .bind(RunStatus::Queued.as_str())
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_attempt(&mut self, a: &AttemptRecord) -> sqlx::Result<()> {
+        sqlx::query(INSERT_ATTEMPT)
+            .bind(&a.delivery_id)
+            .bind(a.attempt)
+            .bind(a.attempted_at)
+            .bind(a.http_status)
+            .bind(a.latency_ms)
+            .bind(&a.error)
+            .bind(&a.response_excerpt)
+            .execute(&mut *self)
+            .await?;
+        let (status, at, step) = a.outcome();
+        sqlx::query(FINISH_ATTEMPT)
+            .bind(status.as_str())
+            .bind(a.attempt)
+            .bind(step)
+            .bind(at)
+            .bind(a.attempted_at)
+            .bind(&a.delivery_id)
+            .bind(&a.owner)
             .execute(&mut *self)
             .await?;
         Ok(())

@@ -28,6 +28,7 @@ use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::digest::index_key;
+use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
     INSERT_EVENT,
@@ -51,16 +52,17 @@ struct Job {
     reply: oneshot::Sender<Result<Done, FireError>>,
 }
 
-/// What a job writes: a fire, or deliveries logged outside a fire.
+/// What a job writes: a fire, deliveries logged outside a fire, or an outbound attempt.
 enum Work {
     /// A fire, with the org's subscriptions, which decide the outbound events it writes.
     Fire(Box<FireWrite>, Arc<Subscribers>),
     Log(Vec<LoggedDelivery>),
+    Attempt(Box<AttemptRecord>),
 }
 
 enum Done {
     Fire(FireWritten),
-    Logged,
+    Written,
 }
 
 /// Writes one job on an open transaction or savepoint.
@@ -75,7 +77,11 @@ where
             for d in deliveries {
                 tx.record_delivery(&d.arrival, &d.verdict).await?;
             }
-            Ok(Done::Logged)
+            Ok(Done::Written)
+        }
+        Work::Attempt(attempt) => {
+            tx.record_attempt(attempt).await?;
+            Ok(Done::Written)
         }
     }
 }
@@ -103,7 +109,7 @@ impl Committer {
     ) -> Result<FireWritten, FireError> {
         match self.run(Work::Fire(Box::new(write), subscribers)).await? {
             Done::Fire(written) => Ok(written),
-            Done::Logged => unreachable!("a fire job answers with its fire"),
+            Done::Written => unreachable!("a fire job answers with its fire"),
         }
     }
 
@@ -113,6 +119,14 @@ impl Committer {
         deliveries: Vec<LoggedDelivery>,
     ) -> Result<(), FireError> {
         self.run(Work::Log(deliveries)).await.map(|_| ())
+    }
+
+    /// Records an outbound attempt in the next batch.
+    pub(in crate::store) async fn record_attempt(
+        &self,
+        attempt: AttemptRecord,
+    ) -> Result<(), FireError> {
+        self.run(Work::Attempt(Box::new(attempt))).await.map(|_| ())
     }
 
     async fn run(&self, work: Work) -> Result<Done, FireError> {
@@ -422,6 +436,34 @@ impl FireTx for Writer<'_> {
                 a.headers,
                 a.body_bytes,
                 a.body
+            ],
+        )
+    }
+
+    async fn record_attempt(&mut self, a: &AttemptRecord) -> rusqlite::Result<()> {
+        self.execute(
+            INSERT_ATTEMPT,
+            params![
+                a.delivery_id,
+                a.attempt,
+                a.attempted_at,
+                a.http_status,
+                a.latency_ms,
+                a.error,
+                a.response_excerpt
+            ],
+        )?;
+        let (status, at, step) = a.outcome();
+        self.execute(
+            FINISH_ATTEMPT,
+            params![
+                status.as_str(),
+                a.attempt,
+                step,
+                at,
+                a.attempted_at,
+                a.delivery_id,
+                a.owner
             ],
         )
     }
