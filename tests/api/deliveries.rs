@@ -527,7 +527,10 @@ async fn send_test_fires_for_every_provider(backend: Backend) {
     ];
     let covered: Vec<&str> = cases.iter().map(|(provider, _)| *provider).collect();
     let registry: Vec<&str> = adapters::Provider::all().map(|p| p.slug()).collect();
-    assert_eq!(covered, registry, "one case per provider, in registry order");
+    assert_eq!(
+        covered, registry,
+        "one case per provider, in registry order"
+    );
     for (provider, file) in cases {
         let fixture = Fixture::load(provider, file);
         let mut options = fixture.0.get("options").cloned().unwrap_or(json!({}));
