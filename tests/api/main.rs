@@ -18,5 +18,6 @@ mod outbound;
 mod outbound_processes;
 mod processes;
 mod receive;
+mod secrets;
 mod tenancy;
 mod timeouts;
