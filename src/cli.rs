@@ -1,14 +1,16 @@
 //! The `firehook` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::send_test::{self, SendTest};
-use crate::startup::Application;
-use crate::store::Store;
+use crate::startup::{self, Application};
+use crate::store::{key_file, KeySource, Store};
 use crate::{auth, retention, telemetry};
 
 #[derive(Parser)]
@@ -47,6 +49,16 @@ enum Command {
         /// The gateway's base URL (default: server.public_url, else server.bind).
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Re-encrypt every stored signing secret with a new key, in one transaction. Stop
+    /// every gateway first. With the default key file (SQLite, no
+    /// security.encryption_key) the key file is replaced; otherwise set
+    /// security.encryption_key to the new key before starting again.
+    RotateEncryptionKey {
+        /// The new key: a file holding the base64 of 32 bytes (mode 0600), created with a
+        /// fresh random key if it does not exist.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
     },
     /// Manage orgs.
     Orgs {
@@ -122,11 +134,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         };
         return send_test::run(&settings, test).await;
     }
-    let store = Store::connect(&settings.database).await?;
-    store.migrate().await?;
+    if let Command::RotateEncryptionKey { new_key_file } = command {
+        return rotate_encryption_key(&settings, &new_key_file).await;
+    }
+    let store = startup::open_store(&settings).await?;
     let now = clock.now_ms();
     match command {
-        Command::Serve | Command::Migrate | Command::SendTest { .. } => {
+        Command::Serve
+        | Command::Migrate
+        | Command::SendTest { .. }
+        | Command::RotateEncryptionKey { .. } => {
             println!("migrations applied")
         }
         Command::Prune => {
@@ -173,5 +190,43 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// Re-encrypts the secrets with the key in `new_key_file`, then puts that key where the
+/// gateway reads it (the default key file) or says where it must go.
+async fn rotate_encryption_key(settings: &Settings, new_key_file: &Path) -> anyhow::Result<()> {
+    let (current, source) = key_file::resolve(settings)?;
+    let new = key_file::read_or_create(new_key_file)?;
+    if new.id() == current.id() {
+        anyhow::bail!("{} holds the key already in use", new_key_file.display());
+    }
+    let store = Store::connect(&settings.database, current).await?;
+    store.migrate().await?;
+    let count = store
+        .reseal_secrets(&new)
+        .await
+        .context("the current key does not decrypt the stored secrets; nothing was changed")?;
+    store.close().await;
+    println!("re-encrypted {count} secrets with key {}", new.id());
+    match source {
+        KeySource::File(path) => {
+            let text = std::fs::read_to_string(new_key_file)?;
+            key_file::replace(&path, text.trim()).with_context(|| {
+                format!(
+                    "the secrets are encrypted with the key in {}, but replacing {} failed: \
+                     copy it there (mode 0600) before starting firehook",
+                    new_key_file.display(),
+                    path.display()
+                )
+            })?;
+            println!("{} now holds the new key", path.display());
+        }
+        KeySource::Configured => println!(
+            "set security.encryption_key (FIREHOOK__SECURITY__ENCRYPTION_KEY) to the contents \
+             of {} before starting firehook again",
+            new_key_file.display()
+        ),
+    }
     Ok(())
 }

@@ -19,6 +19,13 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     pub rate_limit: RateLimitSettings,
     pub metrics: MetricsSettings,
+    pub security: SecuritySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    /// Base64 of 32 bytes; empty: a key file beside a SQLite database.
+    pub encryption_key: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -106,7 +106,7 @@ fn fresh_id(old: &str) -> String {
 }
 
 pub async fn run(settings: &Settings, test: SendTest) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database).await?;
+    let store = Store::open(settings).await?;
     let connection = store
         .find_connection(&test.connection_id)
         .await?

@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::auth;
@@ -18,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbound::Dispatcher;
 use crate::pipeline::Pipeline;
 use crate::retention;
-use crate::store::Store;
+use crate::store::{key_file, KeySource, Store};
 
 pub struct Application {
     addr: SocketAddr,
@@ -35,8 +36,7 @@ impl Application {
     /// Connects to the database, applies migrations, bootstraps an empty database and binds
     /// the listener (port 0 picks a free one).
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
-        let store = Store::connect(&settings.database).await?;
-        store.migrate().await?;
+        let store = open_store(&settings).await?;
         bootstrap(&store, &settings, &clock).await?;
 
         let listener = TcpListener::bind(&settings.server.bind)?;
@@ -165,6 +165,30 @@ fn metrics_server(
     .workers(1)
     .listen(listener)?
     .run())
+}
+
+/// Connects with the configured encryption key, applies migrations, then seals any secret
+/// still in clear (from before secrets were encrypted) and checks that the key opens the
+/// others, so a wrong key stops the start rather than failing deliveries later.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let (key, source) = key_file::resolve(settings)?;
+    let key_id = key.id().to_owned();
+    let store = Store::connect(&settings.database, key).await?;
+    store.migrate().await?;
+    let sealed = store.seal_clear_secrets().await.with_context(|| {
+        let from = match &source {
+            KeySource::Configured => "security.encryption_key".to_owned(),
+            KeySource::File(path) => format!("the key file {}", path.display()),
+        };
+        format!(
+            "the encryption key from {from} (key id {key_id}) does not decrypt the stored \
+             signing secrets: start with the key they were encrypted with"
+        )
+    })?;
+    if sealed > 0 {
+        tracing::info!(sealed, "encrypted the signing secrets stored in clear");
+    }
+    Ok(store)
 }
 
 /// On an empty database: creates the default org and its first API key, printed once.

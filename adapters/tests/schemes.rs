@@ -82,13 +82,27 @@ fn validate_secret_per_provider() {
     assert!(provider("clerk").validate_secret(SVIX_SECRET).is_ok());
     assert!(provider("clerk").validate_secret("sk_test_abc").is_err());
     assert!(provider("standard").validate_secret("whsec_!!").is_err());
-    assert!(provider("stripe").validate_secret("whsec_abc").is_ok());
+    assert!(provider("stripe")
+        .validate_secret("whsec_abcdefghijklmnop")
+        .is_ok());
+    assert!(provider("stripe").validate_secret("whsec_abc").is_err());
     assert!(provider("stripe").validate_secret("sk_test_abc").is_err());
-    assert!(provider("shopify").validate_secret("shpss_abc").is_ok());
+    assert!(provider("shopify")
+        .validate_secret("shpss_abcdefghij")
+        .is_ok());
+    assert!(provider("shopify").validate_secret("shpss_abc").is_err());
     assert!(provider("workos").validate_secret("").is_err());
-    assert!(provider("revenuecat").validate_secret("Bearer abc").is_ok());
+    assert!(provider("revenuecat")
+        .validate_secret("Bearer abcdefghij")
+        .is_ok());
+    assert!(provider("revenuecat")
+        .validate_secret("Bearer abc")
+        .is_err());
     assert!(provider("brimble").validate_secret(" tok").is_err());
-    assert!(provider("generic").validate_secret("x").is_ok());
+    assert!(provider("generic")
+        .validate_secret("0123456789abcdef")
+        .is_ok());
+    assert!(provider("generic").validate_secret("x").is_err());
 }
 
 #[test]

@@ -109,6 +109,11 @@ impl Firehook {
             .env("FIREHOOK__SERVER__BIND", addr.to_string())
             .env("FIREHOOK__DATABASE__URL", url)
             .env("FIREHOOK__BOOTSTRAP__API_KEY", api_key)
+            // PostgreSQL needs a configured key for the signing secrets; any will do here.
+            .env(
+                "FIREHOOK__SECURITY__ENCRYPTION_KEY",
+                "YmVuY2ggYmVuY2ggYmVuY2ggYmVuY2ggYmVuY2ggYmU=",
+            )
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(log.try_clone()?)

@@ -41,6 +41,8 @@ pub struct CreateConnection {
     #[schema(min_length = 1, max_length = 120)]
     name: Option<String>,
     /// The signing secrets the provider's dashboard shows; token providers get one minted.
+    /// A `whsec_` Svix secret decodes to at least 24 bytes; other secrets have at least 16
+    /// characters.
     #[schema(max_items = 10)]
     secrets: Option<Vec<String>>,
     /// Provider options, such as `events` for the generic and standard receivers.
@@ -54,7 +56,8 @@ pub struct PatchConnection {
     enabled: Option<bool>,
     #[schema(min_length = 1, max_length = 120)]
     name: Option<String>,
-    /// Another active secret (rotation: any active secret verifies).
+    /// Another active secret (rotation: any active secret verifies), as long as `secrets`
+    /// requires.
     add_secret: Option<String>,
     /// A `sec_...` id; the last active secret cannot be removed alone.
     remove_secret_id: Option<String>,

@@ -1,6 +1,7 @@
 //! Integration connections and their signing secrets.
 
 use super::generation::BUMP;
+use super::at_rest::connection_secret_row;
 use super::triggers::{bind_trigger, INSERT_TRIGGER};
 use super::{with_read, with_write, Page, Store, TriggerRow};
 use crate::domain::TriggerStatus;
@@ -17,7 +18,8 @@ pub struct ConnectionRow {
     pub updated_at: i64,
 }
 
-/// A stored secret. `secret` is needed to verify deliveries and never leaves the server.
+/// A stored secret. `secret` (plain here, sealed in the database) is needed to verify
+/// deliveries and never leaves the server.
 #[derive(Clone, sqlx::FromRow)]
 pub struct SecretRow {
     pub id: String,
@@ -57,13 +59,13 @@ pub struct NewConnection {
 
 const COLUMNS: &str = "id, org_id, provider, name, enabled, options, created_at, updated_at";
 const SECRET_COLUMNS: &str = "id, connection_id, secret, hint, created_at, last_verified_at";
-/// Binds a secret row to [`INSERT_SECRET`].
+/// Binds a secret row to [`INSERT_SECRET`], its secret sealed by `$store`.
 macro_rules! bind_secret {
-    ($query:expr, $s:expr) => {
+    ($query:expr, $store:expr, $s:expr) => {
         $query
             .bind(&$s.id)
             .bind(&$s.connection_id)
-            .bind(&$s.secret)
+            .bind($store.seal_secret(&connection_secret_row(&$s.id), &$s.secret))
             .bind(&$s.hint)
             .bind($s.created_at)
     };
@@ -92,7 +94,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             for s in &new.secrets {
-                bind_secret!(sqlx::query(INSERT_SECRET), s)
+                bind_secret!(sqlx::query(INSERT_SECRET), self, s)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -151,7 +153,15 @@ impl Store {
             "SELECT {SECRET_COLUMNS} FROM connection_secrets \
              WHERE connection_id = $1 AND removed_at IS NULL ORDER BY id"
         );
-        with_read!(self, pool => sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await)
+        let rows: Vec<SecretRow> = with_read!(self, pool => {
+            sqlx::query_as(&sql).bind(connection_id).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|s| {
+                let secret = self.open_secret(&connection_secret_row(&s.id), &s.secret)?;
+                Ok(SecretRow { secret, ..s })
+            })
+            .collect()
     }
 
     /// Notes that a secret verified a delivery at `at` (a later note wins).
@@ -189,7 +199,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(s) = edit.add_secret {
-                bind_secret!(sqlx::query(INSERT_SECRET), s)
+                bind_secret!(sqlx::query(INSERT_SECRET), self, s)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -83,7 +83,9 @@ mod tests {
             max_connections: 2,
             sqlite_synchronous: SqliteSynchronous::Full,
         };
-        let store = Store::connect(&settings).await.unwrap();
+        let store = Store::connect(&settings, crate::store::test_key())
+            .await
+            .unwrap();
         let Backend::Sqlite { write, .. } = &store.backend else {
             unreachable!("a SQLite URL")
         };

@@ -4,6 +4,7 @@
 //! dialects differ are chosen per backend. Each query is written once and expanded for
 //! both pool types by [`with_read!`] / [`with_write!`].
 
+mod at_rest;
 mod automations;
 mod cache;
 mod connections;
@@ -12,10 +13,12 @@ mod deliveries;
 mod digest;
 mod fire;
 mod generation;
+pub mod key_file;
 mod keys;
 mod outbound;
 mod outbox;
 mod runs;
+pub mod sealed;
 mod triggers;
 
 pub use automations::AutomationRow;
@@ -30,6 +33,7 @@ pub use fire::{
     duplicate_of, ContactUpdate, FireError, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim,
     ReplayRecord, StartedRun,
 };
+pub use key_file::KeySource;
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use outbound::{
     AttemptRecord, AttemptRow, Claim, Next, OutboundDeliveryRow, OutboundFilter, QueueStats,
@@ -37,6 +41,7 @@ pub use outbound::{
 };
 pub use outbox::{example_message, RejectedDelivery};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
+pub use sealed::SealingKey;
 pub use triggers::TriggerRow;
 
 use std::str::FromStr;
@@ -47,7 +52,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use tokio::sync::Notify;
 
-use crate::config::{DatabaseSettings, ExposeSecret, SqliteSynchronous};
+use crate::config::{DatabaseSettings, ExposeSecret, Settings, SqliteSynchronous};
 
 #[derive(Clone)]
 pub struct Store {
@@ -55,6 +60,8 @@ pub struct Store {
     caches: Arc<cache::Caches>,
     /// Told after a commit that wrote outbound events, so the dispatcher sends them at once.
     outbox: Arc<Notify>,
+    /// Seals signing secrets on their way to the database and opens them on the way back.
+    key: Arc<SealingKey>,
 }
 
 #[derive(Clone)]
@@ -107,7 +114,13 @@ impl<T> Page<T> {
 }
 
 impl Store {
-    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+    /// Connects with the encryption key of `settings` (see [`key_file::resolve`]).
+    pub async fn open(settings: &Settings) -> anyhow::Result<Store> {
+        let (key, _) = key_file::resolve(settings)?;
+        Store::connect(&settings.database, key).await
+    }
+
+    pub async fn connect(settings: &DatabaseSettings, key: SealingKey) -> anyhow::Result<Store> {
         let url = settings.url.expose_secret();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
@@ -140,6 +153,7 @@ impl Store {
             backend,
             caches: Arc::new(cache::Caches::new()),
             outbox: Arc::new(Notify::new()),
+            key: Arc::new(key),
         })
     }
 
@@ -225,6 +239,12 @@ fn sqlite_options(
         .busy_timeout(SQLITE_BUSY_TIMEOUT))
 }
 
+/// A fresh key for the unit tests' stores.
+#[cfg(test)]
+pub(crate) fn test_key() -> SealingKey {
+    SealingKey::from_base64(&SealingKey::generate_base64()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +262,10 @@ mod tests {
                 max_connections: 2,
                 sqlite_synchronous: SqliteSynchronous::Full,
             };
-            let err = Store::connect(&settings).await.err().expect(url);
+            let err = Store::connect(&settings, test_key())
+                .await
+                .err()
+                .expect(url);
             assert!(
                 err.to_string().contains("not an in-memory database"),
                 "{url}: {err}"

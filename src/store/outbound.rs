@@ -5,6 +5,7 @@
 
 use sqlx::FromRow;
 
+use super::at_rest::subscription_row;
 use super::outbox::{insert_outbox, rejected_event, RejectedDelivery};
 use super::{with_read, with_write, Backend, Page, Store};
 use crate::domain::OutboundStatus;
@@ -174,6 +175,7 @@ const CLAIMED: &str = "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.a
 
 impl Store {
     pub async fn insert_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
+        let (secret, previous_secret) = self.seal_subscription(s);
         with_write!(self, pool => {
             sqlx::query(&format!(
                 "INSERT INTO webhook_subscriptions ({COLUMNS}) \
@@ -185,8 +187,8 @@ impl Store {
             .bind(&s.events)
             .bind(&s.description)
             .bind(s.enabled)
-            .bind(&s.secret)
-            .bind(&s.previous_secret)
+            .bind(&secret)
+            .bind(&previous_secret)
             .bind(s.previous_expires_at)
             .bind(s.created_at)
             .bind(s.updated_at)
@@ -206,7 +208,10 @@ impl Store {
             "SELECT {COLUMNS} FROM webhook_subscriptions \
              WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
         );
-        with_read!(self, pool => sqlx::query_as(&sql).bind(org_id).bind(id).fetch_optional(pool).await)
+        let row: Option<SubscriptionRow> = with_read!(self, pool => {
+            sqlx::query_as(&sql).bind(org_id).bind(id).fetch_optional(pool).await?
+        });
+        row.map(|s| self.open_subscription(s)).transpose()
     }
 
     pub async fn list_subscriptions(
@@ -219,7 +224,7 @@ impl Store {
             "SELECT {COLUMNS} FROM webhook_subscriptions WHERE org_id = $1 \
              AND deleted_at IS NULL AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        let rows = with_read!(self, pool => {
+        let rows: Vec<SubscriptionRow> = with_read!(self, pool => {
             sqlx::query_as(&sql)
                 .bind(org_id)
                 .bind(after)
@@ -227,11 +232,48 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
+        let rows = rows
+            .into_iter()
+            .map(|s| self.open_subscription(s))
+            .collect::<sqlx::Result<_>>()?;
         Ok(Page::from_rows(rows, limit))
+    }
+
+    /// The secret and previous secret of `s` as they are stored.
+    fn seal_subscription(&self, s: &SubscriptionRow) -> (String, Option<String>) {
+        let row = subscription_row(&s.id);
+        let previous = s
+            .previous_secret
+            .as_deref()
+            .map(|p| self.seal_secret(&row, p));
+        (self.seal_secret(&row, &s.secret), previous)
+    }
+
+    /// Opens the secrets of a subscription (or a claim's) as loaded.
+    fn open_secrets(
+        &self,
+        id: &str,
+        secret: &str,
+        previous: Option<&str>,
+    ) -> sqlx::Result<(String, Option<String>)> {
+        let row = subscription_row(id);
+        let previous = previous.map(|p| self.open_secret(&row, p)).transpose()?;
+        Ok((self.open_secret(&row, secret)?, previous))
+    }
+
+    fn open_subscription(&self, s: SubscriptionRow) -> sqlx::Result<SubscriptionRow> {
+        let (secret, previous_secret) =
+            self.open_secrets(&s.id, &s.secret, s.previous_secret.as_deref())?;
+        Ok(SubscriptionRow {
+            secret,
+            previous_secret,
+            ..s
+        })
     }
 
     /// Writes a subscription's editable columns and its secrets.
     pub async fn update_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
+        let (secret, previous_secret) = self.seal_subscription(s);
         with_write!(self, pool => {
             sqlx::query(
                 "UPDATE webhook_subscriptions SET url = $1, events = $2, description = $3, \
@@ -242,8 +284,8 @@ impl Store {
             .bind(&s.events)
             .bind(&s.description)
             .bind(s.enabled)
-            .bind(&s.secret)
-            .bind(&s.previous_secret)
+            .bind(&secret)
+            .bind(&previous_secret)
             .bind(s.previous_expires_at)
             .bind(s.updated_at)
             .bind(&s.org_id)
@@ -360,14 +402,26 @@ impl Store {
         if claimed == 0 {
             return Ok(vec![]);
         }
-        with_read!(self, pool => {
+        let claims: Vec<Claim> = with_read!(self, pool => {
             sqlx::query_as(CLAIMED)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(now)
                 .fetch_all(pool)
-                .await
-        })
+                .await?
+        });
+        claims
+            .into_iter()
+            .map(|c| {
+                let (secret, previous_secret) =
+                    self.open_secrets(&c.subscription_id, &c.secret, c.previous_secret.as_deref())?;
+                Ok(Claim {
+                    secret,
+                    previous_secret,
+                    ..c
+                })
+            })
+            .collect()
     }
 
     /// Gives a claimed delivery back before its lease ends.

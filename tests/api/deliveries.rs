@@ -2,13 +2,12 @@
 //! retention, and `firehook send-test`. Deliveries are the signed fixtures (made by the
 //! providers' SDKs, see fixtures/README.md), sent with the server's clock pinned to them.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use firehook::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Backend, Reply, TestApp, API_KEY};
+use crate::helpers::{firehook_command, spawn_app_with, Backend, Reply, TestApp, API_KEY};
 
 /// A signed fixture from `fixtures/<provider>/<event>.json`.
 struct Fixture(Value);
@@ -297,10 +296,9 @@ async fn another_orgs_deliveries_are_not_found(backend: Backend) {
     let (connection, _, _) = connect(&app, &fixture, true).await;
     let delivered = deliver(&app, &fixture, &connection).await;
     let id = delivered.body["deliveryId"].as_str().unwrap().to_owned();
-    let store =
-        firehook::store::Store::connect(&crate::helpers::test_settings(&app.database_url).database)
-            .await
-            .unwrap();
+    let store = firehook::store::Store::open(&crate::helpers::test_settings(&app.database_url))
+        .await
+        .unwrap();
     let (_, other) = firehook::auth::create_org(&store, "other", None, 0)
         .await
         .unwrap();
@@ -435,11 +433,9 @@ async fn retention_prunes_the_log_but_keeps_fires_and_contacts(backend: Backend)
     .await;
     listed(&app, "", 2).await;
 
-    let output = Command::new(env!("CARGO_BIN_EXE_firehook"))
+    let output = firehook_command(&app.database_url)
         .arg("prune")
-        .env("FIREHOOK__DATABASE__URL", &app.database_url)
         .env("FIREHOOK__RETENTION__DELIVERIES_DAYS", "0")
-        .env("RUST_LOG", "warn")
         .output()
         .expect("firehook prune runs");
     assert!(output.status.success(), "{output:?}");
@@ -549,7 +545,7 @@ async fn send_test_fires_for_every_provider(backend: Backend) {
         let trigger = format!("{provider}:{connection}:{}", fixture.event());
         app.create_automation(&trigger, true).await;
 
-        let output = Command::new(env!("CARGO_BIN_EXE_firehook"))
+        let output = firehook_command(&app.database_url)
             .args(["send-test", provider, "--connection", &connection])
             .args([
                 "--event",
@@ -558,8 +554,6 @@ async fn send_test_fires_for_every_provider(backend: Backend) {
                 "Sam.Test@Example.com",
             ])
             .args(["--url", &app.base])
-            .env("FIREHOOK__DATABASE__URL", &app.database_url)
-            .env("RUST_LOG", "warn")
             .output()
             .expect("firehook send-test runs");
         let printed = String::from_utf8_lossy(&output.stdout);
@@ -593,7 +587,7 @@ async fn send_test_refuses_a_disabled_connection(backend: Backend) {
     let (connection, _, _) = connect(&app, &fixture, true).await;
     let path = format!("/v1/integrations/connections/{connection}");
     app.patch(&path, &json!({"enabled": false})).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_firehook"))
+    let output = firehook_command(&app.database_url)
         .args([
             "send-test",
             "stripe",
@@ -602,8 +596,6 @@ async fn send_test_refuses_a_disabled_connection(backend: Backend) {
             "--url",
             &app.base,
         ])
-        .env("FIREHOOK__DATABASE__URL", &app.database_url)
-        .env("RUST_LOG", "warn")
         .output()
         .expect("firehook send-test runs");
     assert!(!output.status.success());

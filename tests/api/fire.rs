@@ -448,10 +448,9 @@ async fn contacts_merge_and_absent_values_never_erase(backend: Backend) {
 async fn other_orgs_triggers_are_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     let (trigger, _) = published_trigger(&app).await;
-    let store =
-        firehook::store::Store::connect(&crate::helpers::test_settings(&app.database_url).database)
-            .await
-            .unwrap();
+    let store = firehook::store::Store::open(&crate::helpers::test_settings(&app.database_url))
+        .await
+        .unwrap();
     let (_, other_key) = firehook::auth::create_org(&store, "other", None, 0)
         .await
         .unwrap();

@@ -12,6 +12,10 @@ use serde_json::{json, Value};
 
 pub const API_KEY: &str = "fh_test_bootstrap_key_0123456789abcdef";
 
+/// The encryption key of PostgreSQL test databases (SQLite ones use a key file beside the
+/// database, as by default).
+pub const POSTGRES_ENCRYPTION_KEY: &str = "dGVzdCBrZXkgdGVzdCBrZXkgdGVzdCBrZXkgdGVzdCE=";
+
 /// The PostgreSQL server the suite uses when `FIREHOOK_TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -185,6 +189,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.url = SecretString::from(database_url);
     settings.database.max_connections = 5;
     settings.bootstrap.api_key = SecretString::from(API_KEY);
+    if database_url.starts_with("postgres") {
+        settings.security.encryption_key = SecretString::from(POSTGRES_ENCRYPTION_KEY);
+    }
     settings
 }
 
@@ -311,7 +318,7 @@ impl TestApp {
 
     /// Creates a second org directly in the database; answers its API key.
     pub async fn create_other_org(&self) -> String {
-        let store = firehook::store::Store::connect(&test_settings(&self.database_url).database)
+        let store = firehook::store::Store::open(&test_settings(&self.database_url))
             .await
             .expect("store");
         let (_, key) = firehook::auth::create_org(&store, "other", None, self.clock.now_ms())
@@ -490,6 +497,12 @@ pub fn firehook_command(database_url: &str) -> Command {
     cmd.env("FIREHOOK__DATABASE__URL", database_url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
+    if database_url.starts_with("postgres") {
+        cmd.env(
+            "FIREHOOK__SECURITY__ENCRYPTION_KEY",
+            POSTGRES_ENCRYPTION_KEY,
+        );
+    }
     cmd
 }
 

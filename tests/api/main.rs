@@ -19,5 +19,6 @@ mod outbound_processes;
 mod processes;
 mod receive;
 mod revocation;
+mod secrets;
 mod tenancy;
 mod timeouts;

@@ -338,10 +338,9 @@ async fn a_private_address_is_refused_at_send_time(backend: Backend) {
     let receiver = Receiver::start();
     let trigger = published_trigger(&app).await;
     // Written behind the API's back, as if `localhost` had resolved outward when saved.
-    let store =
-        firehook::store::Store::connect(&crate::helpers::test_settings(&app.database_url).database)
-            .await
-            .unwrap();
+    let store = firehook::store::Store::open(&crate::helpers::test_settings(&app.database_url))
+        .await
+        .unwrap();
     let port = receiver.base.rsplit(':').next().unwrap();
     let subscription = firehook::store::SubscriptionRow {
         id: "whs_rebound".into(),
@@ -654,10 +653,9 @@ async fn bad_subscriptions_are_refused(backend: Backend) {
     );
 
     // Another org sees none of it.
-    let store =
-        firehook::store::Store::connect(&crate::helpers::test_settings(&app.database_url).database)
-            .await
-            .unwrap();
+    let store = firehook::store::Store::open(&crate::helpers::test_settings(&app.database_url))
+        .await
+        .unwrap();
     let (_, other) = firehook::auth::create_org(&store, "other", None, 0)
         .await
         .unwrap();

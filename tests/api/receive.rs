@@ -346,7 +346,7 @@ async fn each_scheme_rejects_what_it_must(backend: Backend) {
         let name = &fixture.name;
         let wrong = match provider {
             "clerk" => "whsec_dGhpcyBpcyBub3QgdGhlIHNlY3JldCBhdCBhbGw=".to_owned(),
-            "stripe" => "whsec_not_the_secret".to_owned(),
+            "stripe" => "whsec_not_the_right_secret".to_owned(),
             _ => format!("{}-but-wrong", fixture.secret()),
         };
         let wrong_only = connect(&app, &fixture, vec![&wrong], true).await;
@@ -431,7 +431,7 @@ async fn secrets_rotate_and_are_never_shown_again(backend: Backend) {
     let connection = connect(
         &app,
         &fixture,
-        vec!["whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0"],
+        vec!["whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0IG9sZCBzZWNyZXQ="],
         true,
     )
     .await;
@@ -449,7 +449,7 @@ async fn secrets_rotate_and_are_never_shown_again(backend: Backend) {
     );
     let old = secrets
         .iter()
-        .find(|s| s["hint"] == "cmV0")
+        .find(|s| s["hint"] == "ZXQ=")
         .expect("old secret's hint")["secretId"]
         .clone();
     // While both are active, each secret says when it last verified a delivery.
@@ -540,7 +540,7 @@ async fn connection_requests_are_validated(backend: Backend) {
             "secrets",
         ),
         (
-            json!({"provider": "generic", "secrets": ["s"], "options": {"events": [3]}}),
+            json!({"provider": "generic", "secrets": ["generic_secret_0123"], "options": {"events": [3]}}),
             "options.events",
         ),
         (

@@ -31,18 +31,28 @@ pub(crate) fn check(
     }
 }
 
+/// The fewest characters of a shared secret or token given as text (Stripe's part after
+/// `whsec_` included): 16 random characters are beyond guessing, and every provider's own
+/// secrets are longer.
+pub(crate) const MIN_SECRET_CHARS: usize = 16;
+
 pub(crate) fn validate_secret(scheme: Scheme, secret: &str) -> Result<(), String> {
     match scheme {
         Scheme::Svix => svix::validate_secret(secret),
         Scheme::Stripe => stripe::validate_secret(secret),
         Scheme::SharedToken | Scheme::UrlToken => token::validate_secret(secret),
-        Scheme::Shopify | Scheme::Workos | Scheme::GenericHmac => {
-            if secret.is_empty() {
-                Err("the secret must not be empty".into())
-            } else {
-                Ok(())
-            }
-        }
+        Scheme::Shopify | Scheme::Workos | Scheme::GenericHmac => long_enough(secret, "secret"),
+    }
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_CHARS`], naming it `what`.
+fn long_enough(secret: &str, what: &str) -> Result<(), String> {
+    if secret.chars().count() < MIN_SECRET_CHARS {
+        Err(format!(
+            "the {what} must be at least {MIN_SECRET_CHARS} characters"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -201,7 +211,9 @@ mod tests {
     fn validate_secret_for_hmac_schemes() {
         for scheme in [Scheme::Shopify, Scheme::Workos, Scheme::GenericHmac] {
             assert!(validate_secret(scheme, "").is_err());
-            assert_eq!(validate_secret(scheme, "s3cret"), Ok(()));
+            let err = validate_secret(scheme, "s3cret_s3cret_1").unwrap_err();
+            assert!(err.contains("at least 16"), "{err}");
+            assert_eq!(validate_secret(scheme, "s3cret_s3cret_12"), Ok(()));
         }
     }
 }

@@ -20,8 +20,8 @@ pub(super) fn check(
 
 pub(super) fn validate_secret(secret: &str) -> Result<(), String> {
     match secret.strip_prefix("whsec_") {
-        Some(rest) if !rest.is_empty() => Ok(()),
-        _ => Err("a Stripe signing secret starts with `whsec_`".into()),
+        Some(rest) => super::long_enough(rest, "part after `whsec_`"),
+        None => Err("a Stripe signing secret starts with `whsec_`".into()),
     }
 }
 
@@ -140,8 +140,11 @@ mod tests {
 
     #[test]
     fn secrets_must_start_with_whsec() {
-        assert_eq!(validate_secret(Scheme::Stripe, SECRET), Ok(()));
-        for bad in ["", "whsec_", "sk_test_abc", "stripe_test_a"] {
+        assert_eq!(
+            validate_secret(Scheme::Stripe, "whsec_RFtVRoXRzlnqdulp"),
+            Ok(())
+        );
+        for bad in ["", "whsec_", SECRET, "sk_test_abc", "stripe_test_a"] {
             assert!(validate_secret(Scheme::Stripe, bad).is_err(), "{bad}");
         }
     }

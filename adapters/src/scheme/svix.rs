@@ -65,9 +65,16 @@ fn signing_key(secret: &str) -> Option<Vec<u8>> {
     BASE64.decode(key).ok().filter(|k| !k.is_empty())
 }
 
+/// The fewest bytes of a signing key: what Svix generates, and the Standard Webhooks
+/// specification's minimum.
+const MIN_KEY_BYTES: usize = 24;
+
 pub(super) fn validate_secret(secret: &str) -> Result<(), String> {
     match secret.strip_prefix("whsec_").map(signing_key) {
-        Some(Some(_)) => Ok(()),
+        Some(Some(key)) if key.len() >= MIN_KEY_BYTES => Ok(()),
+        Some(Some(_)) => Err(format!(
+            "the part after `whsec_` must decode to at least {MIN_KEY_BYTES} bytes"
+        )),
         Some(None) => Err("the part after `whsec_` must be non-empty base64".into()),
         None => Err("a Svix / Standard Webhooks secret starts with `whsec_`".into()),
     }
@@ -226,6 +233,8 @@ mod tests {
             "whsec_",
             "whsec_not base64!",
             "sk_live_abc",
+            // 23 bytes.
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7o=",
         ] {
             let err = validate_secret(Scheme::Svix, bad).unwrap_err();
             assert!(err.contains("whsec_"), "{err}");

@@ -33,9 +33,7 @@ pub(super) fn check_query(inbound: &Inbound, secrets: &[Secret]) -> Result<(), V
 }
 
 pub(super) fn validate_secret(secret: &str) -> Result<(), String> {
-    if secret.is_empty() {
-        return Err("the token must not be empty".into());
-    }
+    super::long_enough(secret, "token")?;
     // It travels in a header or URL, where surrounding spaces are lost.
     if secret.trim() != secret || !secret.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
         return Err("the token must be printable ASCII without leading or trailing spaces".into());
@@ -186,9 +184,16 @@ mod tests {
     #[test]
     fn token_secrets_must_survive_transport() {
         for scheme in [Scheme::SharedToken, Scheme::UrlToken] {
-            assert_eq!(validate_secret(scheme, TOKEN), Ok(()));
-            assert_eq!(validate_secret(scheme, "Bearer abc"), Ok(()));
-            for bad in ["", " abc", "abc ", "ab\ncd", "tök"] {
+            assert_eq!(validate_secret(scheme, "fh_tok_3q2+7w/x0"), Ok(()));
+            assert_eq!(validate_secret(scheme, "Bearer abcdefghij"), Ok(()));
+            for bad in [
+                "",
+                TOKEN,
+                " abcdefghijklmnop",
+                "abcdefghijklmnop ",
+                "abcdefgh\nijklmnop",
+                "tökentökentökentöken",
+            ] {
                 assert!(validate_secret(scheme, bad).is_err(), "{bad:?}");
             }
         }

@@ -552,7 +552,7 @@ mod tests {
             max_connections: 2,
             sqlite_synchronous: SqliteSynchronous::Full,
         };
-        Store::connect(&settings)
+        Store::connect(&settings, crate::store::test_key())
             .await
             .unwrap()
             .migrate()
