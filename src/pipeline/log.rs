@@ -4,10 +4,14 @@
 //! Accepted deliveries are logged by their fire's transaction. Rejected ones and repeats
 //! answered from memory have no transaction of their own, add no data a 2xx promises, and
 //! arrive fastest when a provider retries or someone floods a receive URL, so they are
-//! queued and written in batches; when the queue is full they are dropped and counted
-//! (`firehook_deliveries_dropped_total`) rather than slowing the receive path down.
+//! queued and written in batches. Beyond [`SAMPLED_PER_CONNECTION_PER_SECOND`] a
+//! connection's are sampled out, and when the queue is full they are dropped; both are
+//! counted (`firehook_deliveries_dropped_total`) rather than slowing the receive path down.
+
+use std::num::NonZeroU32;
 
 use adapters::Headers;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -18,6 +22,10 @@ use crate::store::{LoggedDelivery, Store};
 const QUEUE: usize = 4096;
 /// The most deliveries one transaction writes.
 const BATCH: usize = 256;
+/// Rejected and duplicate deliveries logged per connection per second (and as a burst);
+/// the rest of a flood is counted, not written, so it cannot take the database's write
+/// capacity from the deliveries that fire.
+const SAMPLED_PER_CONNECTION_PER_SECOND: u32 = 100;
 
 /// What is stored instead of a secret-bearing header value.
 pub const REDACTED: &str = "[redacted]";
@@ -70,6 +78,7 @@ pub fn redacted_headers(headers: &Headers) -> String {
 pub struct BackgroundLog {
     queue: mpsc::Sender<LoggedDelivery>,
     metrics: Metrics,
+    per_connection: std::sync::Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl BackgroundLog {
@@ -77,10 +86,23 @@ impl BackgroundLog {
     pub fn start(store: Store, metrics: Metrics) -> BackgroundLog {
         let (queue, waiting) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(store, metrics.clone(), waiting));
-        BackgroundLog { queue, metrics }
+        let rate = NonZeroU32::new(SAMPLED_PER_CONNECTION_PER_SECOND).expect("not zero");
+        BackgroundLog {
+            queue,
+            metrics,
+            per_connection: std::sync::Arc::new(RateLimiter::keyed(Quota::per_second(rate))),
+        }
     }
 
     pub fn push(&self, delivery: LoggedDelivery) {
+        let connection = &delivery.arrival.connection_id;
+        if self.per_connection.check_key(connection).is_err() {
+            self.metrics
+                .deliveries_dropped
+                .with_label_values(&["sampled"])
+                .inc();
+            return;
+        }
         if self.queue.try_send(delivery).is_err() {
             self.metrics
                 .deliveries_dropped

@@ -1,7 +1,7 @@
 //! Integration connections and their signing secrets.
 
-use super::generation::BUMP;
 use super::at_rest::connection_secret_row;
+use super::generation::BUMP;
 use super::triggers::{bind_trigger, INSERT_TRIGGER};
 use super::{with_read, with_write, Page, Store, TriggerRow};
 use crate::domain::TriggerStatus;
