@@ -149,8 +149,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Prune => {
             let pruned = retention::prune(&store, &settings, &clock).await?;
             println!(
-                "pruned {} deliveries and {} idempotency keys",
-                pruned.deliveries, pruned.fire_keys
+                "pruned {} deliveries, {} idempotency keys, {} outbound deliveries and {} \
+                 outbound events",
+                pruned.deliveries,
+                pruned.fire_keys,
+                pruned.outbound_deliveries,
+                pruned.outbound_events
             );
         }
         Command::Orgs {

@@ -1,5 +1,6 @@
-//! Retention: the delivery log and expired idempotency keys are pruned in the background
-//! of `firehook serve` and by `firehook prune`. Fires, runs and contacts stay.
+//! Retention: the delivery log, finished outbound deliveries and expired idempotency keys
+//! are pruned in the background of `firehook serve` and by `firehook prune`. Fires, runs
+//! and contacts stay.
 
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub fn spawn(store: Store, settings: Settings, clock: Clock) -> tokio::task::Joi
                 Ok(pruned) => tracing::info!(
                     deliveries = pruned.deliveries,
                     fire_keys = pruned.fire_keys,
+                    outbound_deliveries = pruned.outbound_deliveries,
+                    outbound_events = pruned.outbound_events,
                     "retention pass done"
                 ),
                 Err(e) => tracing::error!(error = %e, "retention pass failed"),

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{with_read, with_write, Backend, Page, Store};
 use crate::domain::DeliveryStatus;
+use crate::ids;
 
 /// What arrived on a receive URL; [`Verdict`] says what became of it.
 #[derive(Debug, Clone)]
@@ -104,11 +105,15 @@ pub struct Health {
 pub struct Pruned {
     pub deliveries: u64,
     pub fire_keys: u64,
+    /// Finished outbound deliveries (with their attempts) and the events they sent.
+    pub outbound_deliveries: u64,
+    pub outbound_events: u64,
 }
 
 /// Where a retention pass cuts: rows received (keys claimed) before these instants go.
 #[derive(Debug, Clone, Copy)]
 pub struct Cutoffs {
+    /// Inbound deliveries received, and outbound ones finished, before this go.
     pub deliveries_before_ms: i64,
     /// `api` Idempotency-Keys.
     pub api_keys_before_ms: i64,
@@ -294,38 +299,71 @@ impl Store {
         const FIRE_KEYS: &str = "DELETE FROM fire_keys WHERE (org_id, scope, key_index) IN \
              (SELECT org_id, scope, key_index FROM fire_keys WHERE created_at < $1 \
               AND (scope = 'api' OR created_at < $2) LIMIT $3)";
-        let mut pruned = Pruned::default();
+        // Finished outbound deliveries: their attempts first (they reference them), then
+        // the deliveries, then events none of whose deliveries remain. A delivery that
+        // is still retrying keeps its event.
+        const OUTBOUND_ATTEMPTS: &str = "DELETE FROM outbound_attempts WHERE delivery_id IN \
+             (SELECT id FROM outbound_deliveries WHERE status IN ('succeeded', 'failed') \
+              AND next_attempt_at < $1 LIMIT $2)";
+        const OUTBOUND_DELIVERIES: &str = "DELETE FROM outbound_deliveries WHERE id IN \
+             (SELECT d.id FROM outbound_deliveries d \
+              WHERE d.status IN ('succeeded', 'failed') AND d.next_attempt_at < $1 \
+              AND NOT EXISTS (SELECT 1 FROM outbound_attempts a WHERE a.delivery_id = d.id) \
+              LIMIT $2)";
+        const OUTBOUND_EVENTS: &str = "DELETE FROM outbound_events WHERE id IN \
+             (SELECT e.id FROM outbound_events e WHERE e.id < $1 \
+              AND NOT EXISTS (SELECT 1 FROM outbound_deliveries d WHERE d.event_id = e.id) \
+              LIMIT $2)";
+        let before = cutoffs.deliveries_before_ms;
+        // Event ids are ULIDs, which sort by creation time.
+        let first_kept_event = format!(
+            "{}_{}",
+            ids::EVENT,
+            ulid::Ulid::from_parts(u64::try_from(before).unwrap_or(0), 0)
+        );
+        /// Runs a batched DELETE (its parameters, then the batch size) until a batch
+        /// deletes fewer rows than the batch size, pausing between batches.
+        macro_rules! in_batches {
+            ($sql:expr $(, $param:expr)*) => {{
+                let mut total = 0;
+                loop {
+                    let deleted = with_write!(self, pool => {
+                        sqlx::query($sql)
+                            $(.bind($param))*
+                            .bind(PRUNE_BATCH)
+                            .execute(pool)
+                            .await?
+                            .rows_affected()
+                    });
+                    total += deleted;
+                    if deleted < PRUNE_BATCH as u64 {
+                        break total;
+                    }
+                    tokio::time::sleep(PRUNE_PAUSE).await;
+                }
+            }};
+        }
+        let deliveries = in_batches!(DELIVERIES, before);
+        let fire_keys = in_batches!(
+            FIRE_KEYS,
+            cutoffs.api_keys_before_ms,
+            cutoffs.connection_keys_before_ms
+        );
+        let mut outbound_deliveries = 0;
         loop {
-            let deleted = with_write!(self, pool => {
-                sqlx::query(DELIVERIES)
-                    .bind(cutoffs.deliveries_before_ms)
-                    .bind(PRUNE_BATCH)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-            pruned.deliveries += deleted;
-            if deleted < PRUNE_BATCH as u64 {
+            in_batches!(OUTBOUND_ATTEMPTS, before);
+            let deleted = in_batches!(OUTBOUND_DELIVERIES, before);
+            outbound_deliveries += deleted;
+            if deleted == 0 {
                 break;
             }
-            tokio::time::sleep(PRUNE_PAUSE).await;
         }
-        loop {
-            let deleted = with_write!(self, pool => {
-                sqlx::query(FIRE_KEYS)
-                    .bind(cutoffs.api_keys_before_ms)
-                    .bind(cutoffs.connection_keys_before_ms)
-                    .bind(PRUNE_BATCH)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-            pruned.fire_keys += deleted;
-            if deleted < PRUNE_BATCH as u64 {
-                break;
-            }
-            tokio::time::sleep(PRUNE_PAUSE).await;
-        }
-        Ok(pruned)
+        let outbound_events = in_batches!(OUTBOUND_EVENTS, &first_kept_event);
+        Ok(Pruned {
+            deliveries,
+            fire_keys,
+            outbound_deliveries,
+            outbound_events,
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use firehook::config::Settings;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{firehook_command, spawn_app_with, Backend, Reply, TestApp};
 
 /// The Python receiver, killed when dropped.
 pub struct Receiver {
@@ -688,7 +688,48 @@ async fn bad_subscriptions_are_refused(backend: Backend) {
     assert_eq!(app.get(&path).await.status, 404);
 }
 
+/// `firehook prune` with `retention.deliveries_days = 0` removes finished outbound
+/// deliveries with their attempts and events; the fires stay.
+async fn retention_prunes_finished_outbound_deliveries(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), outbound_settings).await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    let (_, secret) = subscribe(&app, &receiver.url("/hook"), json!(["trigger.fired"])).await;
+    receiver.set_secrets(&[&secret]).await;
+    for i in 0..3 {
+        fire(&app, &trigger, &format!("p{i}@prune.test")).await;
+    }
+    // The attempt is recorded once the receiver has answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deliveries(&app, "status=succeeded").await.len() < 3 {
+        assert!(Instant::now() < deadline, "the 3 events were not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let output = firehook_command(&app.database_url)
+        .arg("prune")
+        .env("FIREHOOK__RETENTION__DELIVERIES_DAYS", "0")
+        .output()
+        .expect("firehook prune runs");
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("3 outbound deliveries and 3 outbound events"),
+        "{printed}"
+    );
+    assert!(deliveries(&app, "").await.is_empty());
+    let instances = app
+        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
+        .await;
+    assert_eq!(
+        instances.body["data"].as_array().unwrap().len(),
+        3,
+        "fires stay"
+    );
+}
+
 crate::each_backend!(
+    retention_prunes_finished_outbound_deliveries,
     each_fire_is_one_event_delivered_after_retries,
     gone_disables_the_subscription_and_a_retry_sends_again,
     an_endpoint_gets_at_most_its_share_of_concurrent_requests,
