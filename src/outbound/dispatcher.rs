@@ -238,8 +238,8 @@ impl Dispatcher {
     }
 
     async fn deliver(self, claim: Claim, permits: Arc<Semaphore>) {
-        let _permit = permits.acquire().await.expect("never closed");
-        if let Err(e) = self.deliver_held(&claim).await {
+        let permit = permits.acquire().await.expect("never closed");
+        if let Err(e) = self.deliver_held(&claim, permit).await {
             // The lease runs out and the delivery is claimed again.
             tracing::warn!(delivery = %claim.id, error = %e, "recording an outbound attempt failed");
         }
@@ -249,7 +249,14 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver_held(&self, claim: &Claim) -> anyhow::Result<()> {
+    /// Sends a held claim while holding one of its endpoint's permits, given back as soon
+    /// as the endpoint has answered: recording the attempt waits for a commit, and the
+    /// endpoint need not wait for that.
+    async fn deliver_held(
+        &self,
+        claim: &Claim,
+        permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> anyhow::Result<()> {
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();
         // A claim that waited for its endpoint keeps its lease for the whole send.
@@ -267,6 +274,7 @@ impl Dispatcher {
         } else {
             self.send(claim, attempted_at).await
         };
+        drop(permit);
         let latency_ms = started.elapsed().as_millis() as i64;
         let succeeded = attempt.http_status.is_some_and(|s| (200..300).contains(&s));
         let gone = attempt.http_status == Some(410);
