@@ -157,8 +157,19 @@ const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries SET leased_by = $1, lea
      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
      AND NOT (subscription_id = ANY($5)) \
      ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+/// A claim of due deliveries for one process, as the SQLite committer writes it.
+pub struct Lease {
+    pub owner: String,
+    pub until: i64,
+    pub now: i64,
+    pub limit: i64,
+    /// Subscriptions to skip, as a JSON array.
+    pub skip: String,
+}
+
 /// The same on SQLite, whose single writer serialises claims; `$5` is a JSON array.
-const CLAIM_SQLITE: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+pub(super) const CLAIM_SQLITE: &str =
+    "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
      AND subscription_id NOT IN (SELECT value FROM json_each($5)) \
@@ -389,15 +400,20 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected(),
-            Backend::Sqlite { write, .. } => sqlx::query(CLAIM_SQLITE)
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .bind(serde_json::json!(skip).to_string())
-                .execute(write)
-                .await?
-                .rows_affected(),
+            // Through the fire committer, whose batches it joins, rather than waiting for
+            // SQLite's write lock behind them.
+            Backend::Sqlite { committer, .. } => committer
+                .claim(Lease {
+                    owner: owner.to_owned(),
+                    until: lease_until,
+                    now,
+                    limit,
+                    skip: serde_json::json!(skip).to_string(),
+                })
+                .await
+                .map_err(|e| {
+                    sqlx::Error::Protocol(format!("claiming through the committer: {e}"))
+                })?,
         };
         if claimed == 0 {
             return Ok(vec![]);

@@ -20,15 +20,15 @@ use tokio::sync::{mpsc, oneshot};
 use serde_json::{Map, Value};
 
 use super::{
-    insert_instance, json_type, upsert_contact, write_fire, CorruptFire, FireError, FireTx,
-    FireWrite, FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER,
-    LINK_IDENTITY, PUBLISHED, RELEASE_KEY,
+    insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
+    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, LINK_IDENTITY,
+    PUBLISHED, RELEASE_KEY,
 };
 use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::digest::index_key;
-use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
+use crate::store::outbound::{AttemptRecord, Lease, CLAIM_SQLITE, FINISH_ATTEMPT, INSERT_ATTEMPT};
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
     INSERT_EVENT,
@@ -58,19 +58,18 @@ enum Work {
     Fire(Box<FireWrite>, Arc<Subscribers>),
     Log(Vec<LoggedDelivery>),
     Attempt(Box<AttemptRecord>),
+    /// Leases due outbound deliveries to a dispatcher.
+    Claim(Box<Lease>),
 }
 
 enum Done {
     Fire(FireWritten),
     Written,
+    Claimed(u64),
 }
 
 /// Writes one job on an open transaction or savepoint.
-async fn write_work<T>(tx: &mut T, work: &Work) -> Result<Done, T::Error>
-where
-    T: FireTx,
-    T::Error: From<CorruptFire>,
-{
+async fn write_work(tx: &mut Writer<'_>, work: &Work) -> rusqlite::Result<Done> {
     match work {
         Work::Fire(w, subscribers) => Ok(Done::Fire(write_fire(tx, w, subscribers).await?)),
         Work::Log(deliveries) => {
@@ -83,6 +82,7 @@ where
             tx.record_attempt(attempt).await?;
             Ok(Done::Written)
         }
+        Work::Claim(lease) => Ok(Done::Claimed(tx.claim_outbound(lease)?)),
     }
 }
 
@@ -109,7 +109,7 @@ impl Committer {
     ) -> Result<FireWritten, FireError> {
         match self.run(Work::Fire(Box::new(write), subscribers)).await? {
             Done::Fire(written) => Ok(written),
-            Done::Written => unreachable!("a fire job answers with its fire"),
+            Done::Written | Done::Claimed(_) => unreachable!("a fire job answers with its fire"),
         }
     }
 
@@ -127,6 +127,14 @@ impl Committer {
         attempt: AttemptRecord,
     ) -> Result<(), FireError> {
         self.run(Work::Attempt(Box::new(attempt))).await.map(|_| ())
+    }
+
+    /// Leases due outbound deliveries in the next batch; answers how many.
+    pub(in crate::store) async fn claim(&self, lease: Lease) -> Result<u64, FireError> {
+        match self.run(Work::Claim(Box::new(lease))).await? {
+            Done::Claimed(n) => Ok(n),
+            Done::Fire(_) | Done::Written => unreachable!("a claim answers with its count"),
+        }
     }
 
     async fn run(&self, work: Work) -> Result<Done, FireError> {
@@ -244,6 +252,19 @@ impl Writer<'_> {
     fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<()> {
         self.0.prepare_cached(sql)?.execute(params)?;
         Ok(())
+    }
+
+    /// Leases due outbound deliveries; answers how many.
+    fn claim_outbound(&self, lease: &Lease) -> rusqlite::Result<u64> {
+        // SQLite numbers `$n` parameters by first appearance, and `$5` comes before `$4`.
+        let claimed = self.0.prepare_cached(CLAIM_SQLITE)?.execute(params![
+            lease.owner,
+            lease.until,
+            lease.now,
+            lease.skip,
+            lease.limit
+        ])?;
+        Ok(claimed as u64)
     }
 }
 
