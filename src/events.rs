@@ -17,8 +17,11 @@ use crate::clock::Clock;
 
 /// How long the ring keeps events for resuming.
 pub const RESUME_WINDOW_MS: i64 = 5 * 60 * 1000;
-/// The most events the ring keeps, whatever their age.
-const RING_CAPACITY: usize = 10_000;
+/// The most events the ring keeps, whatever their age. Each holds its JSON (about 1 KB
+/// for a delivery), and under load the ring is full long before the resume window ends,
+/// so it is sized by memory: at thousands of events a second a console that was away
+/// longer than the ring reaches reloads its lists instead.
+const RING_CAPACITY: usize = 2_000;
 /// Events a slow subscriber may fall behind before its stream ends (it resumes from the
 /// ring when it reconnects).
 const CHANNEL_CAPACITY: usize = 1024;
