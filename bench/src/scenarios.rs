@@ -342,10 +342,7 @@ impl Bench {
                 outcome.elapsed.as_secs_f64()
             );
         }
-        let sent_events = match &sink {
-            Some(sink) => Some(sink.events()),
-            None => None,
-        };
+        let sent_events = sink.as_ref().map(Sink::events);
         let memory = server.memory()?;
         println!(
             "   {:.0} accepted/s; server counted: {}",
