@@ -2,59 +2,38 @@
 //! checks the Svix signature and parses the JSON body, storing nothing.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::served::Served;
 use crate::sign::SvixSecret;
 
 const TOLERANCE_SECS: i64 = 300;
 
 pub struct Bound {
-    pub addr: SocketAddr,
-    handle: ServerHandle,
-    thread: thread::JoinHandle<std::io::Result<()>>,
+    served: Served,
 }
 
 impl Bound {
     /// Starts the route (as many workers as firehook's default: one per core).
     pub fn start(secret: SvixSecret) -> anyhow::Result<Bound> {
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let secret = web::Data::new(secret);
-                let server = HttpServer::new(move || {
-                    App::new().app_data(secret.clone()).route(
-                        "/api/integrations/{provider}/webhook/{connection_id}",
-                        web::post().to(receive),
-                    )
-                })
-                .bind("127.0.0.1:0")?;
-                let addr = server.addrs()[0];
-                let server = server.run();
-                let _ = tx.send((addr, server.handle()));
-                server.await
-            })
-        });
-        let (addr, handle) = rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the bound server failed to start"))?;
-        Ok(Bound {
-            addr,
-            handle,
-            thread,
-        })
+        let secret = web::Data::new(secret);
+        let served = Served::start(None, move |cfg| {
+            cfg.app_data(secret.clone()).route(
+                "/api/integrations/{provider}/webhook/{connection_id}",
+                web::post().to(receive),
+            );
+        })?;
+        Ok(Bound { served })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.served.addr
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.handle.stop(true).await;
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the bound server panicked"))??;
-        Ok(())
+        self.served.stop().await
     }
 }
 

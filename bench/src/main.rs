@@ -6,6 +6,7 @@ mod load;
 mod peer;
 mod report;
 mod scenarios;
+mod served;
 mod server;
 mod setup;
 mod sign;

@@ -208,7 +208,13 @@ impl Bench {
             order: Order::Cycle,
             expect: Expect::Success,
         };
-        let outcome = load::run(bound.addr, Arc::new(work), self.connections, self.duration).await;
+        let outcome = load::run(
+            bound.addr(),
+            Arc::new(work),
+            self.connections,
+            self.duration,
+        )
+        .await;
         bound.stop().await?;
         let outcome = outcome?;
         println!("   {:.0} accepted/s", outcome.accepted_per_sec());
@@ -286,7 +292,7 @@ impl Bench {
         let sink = match load {
             Load::UniqueClerkSubscribed => {
                 let sink = Sink::start()?;
-                api.subscribe_all(&format!("http://{}/hook", sink.addr))
+                api.subscribe_all(&format!("http://{}/hook", sink.addr()))
                     .await?;
                 Some(sink)
             }

@@ -3,13 +3,13 @@
 //! `createdAt` each one arrived.
 
 use std::net::SocketAddr;
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use hdrhistogram::Histogram;
+
+use crate::served::Served;
 
 /// What the sink saw.
 pub struct Received {
@@ -20,10 +20,8 @@ pub struct Received {
 }
 
 pub struct Sink {
-    pub addr: SocketAddr,
+    served: Served,
     received: Arc<Mutex<Received>>,
-    handle: ServerHandle,
-    thread: thread::JoinHandle<std::io::Result<()>>,
 }
 
 impl Sink {
@@ -35,31 +33,15 @@ impl Sink {
             last_at: None,
         }));
         let shared = web::Data::from(received.clone());
-        let (tx, rx) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(shared.clone())
-                        .route("/hook", web::post().to(receive))
-                })
-                .workers(1)
-                .bind("127.0.0.1:0")?;
-                let addr = server.addrs()[0];
-                let server = server.run();
-                let _ = tx.send((addr, server.handle()));
-                server.await
-            })
-        });
-        let (addr, handle) = rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the sink failed to start"))?;
-        Ok(Sink {
-            addr,
-            received,
-            handle,
-            thread,
-        })
+        let served = Served::start(Some(1), move |cfg| {
+            cfg.app_data(shared.clone())
+                .route("/hook", web::post().to(receive));
+        })?;
+        Ok(Sink { served, received })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.served.addr
     }
 
     pub fn events(&self) -> u64 {
@@ -80,10 +62,7 @@ impl Sink {
     }
 
     pub async fn stop(self) -> anyhow::Result<Received> {
-        self.handle.stop(true).await;
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the sink panicked"))??;
+        self.served.stop().await?;
         // The server's threads may still hold their handle on the counts for a moment.
         let received = self.received.lock().expect("sink lock");
         Ok(Received {
