@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use firehook::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::helpers::{firehook_command, spawn_app_with, Backend, Reply, TestApp, API_KEY};
+use crate::helpers::{
+    firehook_command, prune_everything, spawn_app_with, Backend, Reply, TestApp, API_KEY,
+};
 
 /// A signed fixture from `fixtures/<provider>/<event>.json`.
 struct Fixture(Value);
@@ -433,13 +435,7 @@ async fn retention_prunes_the_log_but_keeps_fires_and_contacts(backend: Backend)
     .await;
     listed(&app, "", 2).await;
 
-    let output = firehook_command(&app.database_url)
-        .arg("prune")
-        .env("FIREHOOK__RETENTION__DELIVERIES_DAYS", "0")
-        .output()
-        .expect("firehook prune runs");
-    assert!(output.status.success(), "{output:?}");
-    let printed = String::from_utf8_lossy(&output.stdout);
+    let printed = prune_everything(&app.database_url);
     assert!(printed.contains("pruned 2 deliveries"), "{printed}");
 
     listed(&app, "", 0).await;

@@ -506,6 +506,18 @@ pub fn firehook_command(database_url: &str) -> Command {
     cmd
 }
 
+/// Runs `firehook prune` with `retention.deliveries_days = 0`, so everything the pass may
+/// remove goes; answers what it printed.
+pub fn prune_everything(database_url: &str) -> String {
+    let output = firehook_command(database_url)
+        .arg("prune")
+        .env("FIREHOOK__RETENTION__DELIVERIES_DAYS", "0")
+        .output()
+        .expect("firehook prune runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Runs a `firehook` subcommand to completion; answers (success, stdout, stderr).
 pub fn run_cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
     let output = firehook_command(database_url)

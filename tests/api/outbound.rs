@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use firehook::config::Settings;
 use serde_json::{json, Value};
 
-use crate::helpers::{firehook_command, spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{prune_everything, spawn_app_with, Backend, Reply, TestApp};
 
 /// The Python receiver, killed when dropped.
 pub struct Receiver {
@@ -706,13 +706,7 @@ async fn retention_prunes_finished_outbound_deliveries(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let output = firehook_command(&app.database_url)
-        .arg("prune")
-        .env("FIREHOOK__RETENTION__DELIVERIES_DAYS", "0")
-        .output()
-        .expect("firehook prune runs");
-    assert!(output.status.success(), "{output:?}");
-    let printed = String::from_utf8_lossy(&output.stdout);
+    let printed = prune_everything(&app.database_url);
     assert!(
         printed.contains("3 outbound deliveries and 3 outbound events"),
         "{printed}"
