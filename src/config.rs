@@ -14,6 +14,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub fire: FireSettings,
     pub retention: RetentionSettings,
+    pub delivery_log: DeliveryLogSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub outbound: OutboundSettings,
@@ -91,6 +92,11 @@ pub struct FireSettings {
 pub struct RetentionSettings {
     pub deliveries_days: u64,
     pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryLogSettings {
+    pub enabled: bool,
 }
 
 impl RetentionSettings {

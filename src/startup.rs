@@ -56,6 +56,7 @@ impl Application {
             metrics.clone(),
             retention::key_windows(&settings),
             settings.fire.cache_capacity,
+            settings.delivery_log.enabled,
         );
         let retention = retention::spawn(store.clone(), settings.clone(), clock.clone());
         let generation = store.watch_generation();

@@ -48,8 +48,9 @@ struct Options {
     duration: Duration,
     /// Run only scenario N (repeatable): 1 unique Clerk/SQLite, 2 unique Clerk/PostgreSQL,
     /// 3 duplicates, 4 API fires, 5 bad signatures, 6 soak, 7 unique Stripe/SQLite,
-    /// 8 unique Clerk/SQLite with every event sent to a local webhook receiver.
-    #[arg(long = "scenario", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
+    /// 8 unique Clerk/SQLite with every event sent to a local webhook receiver, 9 unique
+    /// Clerk/SQLite with the delivery log off.
+    #[arg(long = "scenario", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
     scenarios: Vec<u8>,
     /// Unique deliveries the soak (6) sends in a row.
     #[arg(long, default_value_t = 1_000_000)]
@@ -241,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     report::print_table(&bound, peer.as_ref(), &rows);
+    report::print_log_cost(&rows);
     println!("\ntotal time {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }

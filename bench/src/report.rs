@@ -28,6 +28,7 @@ impl Targets {
 
 /// One line of the table.
 pub struct Row {
+    number: Option<u8>,
     label: String,
     outcome: Outcome,
     targets: Targets,
@@ -64,6 +65,7 @@ impl Check {
 impl Row {
     pub fn new(name: &str, outcome: Outcome, targets: &Targets) -> Row {
         Row {
+            number: None,
             label: name.to_owned(),
             outcome,
             targets: *targets,
@@ -73,6 +75,7 @@ impl Row {
     }
 
     pub fn numbered(mut self, number: u8) -> Row {
+        self.number = Some(number);
         self.label = format!("({number}) {}", self.label);
         self
     }
@@ -222,6 +225,20 @@ pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
             row.tail(),
             row.outcome.latency.max() as f64 / 1000.0,
             row.non_2xx(),
+        );
+    }
+}
+
+/// What the delivery log costs: the unique-delivery figure with it (1) below the same
+/// without it (9), when both ran.
+pub fn print_log_cost(rows: &[Row]) {
+    let rate = |n| rows.iter().find(|r| r.number == Some(n)).map(Row::rate);
+    if let (Some(on), Some(off)) = (rate(1), rate(9)) {
+        println!(
+            "\ndelivery log: (1) {} accepted/s with it, (9) {} without: {:+.1}%",
+            thousands(on.round() as u64),
+            thousands(off.round() as u64),
+            (on / off.max(1e-9) - 1.0) * 100.0
         );
     }
 }

@@ -47,6 +47,8 @@ enum Load {
     UniqueClerk,
     /// Unique Clerk deliveries, with a `"*"` webhook subscription to the bench's sink.
     UniqueClerkSubscribed,
+    /// Unique Clerk deliveries with the delivery log off, to show what the log costs.
+    UniqueClerkUnlogged,
     UniqueStripe,
     Duplicates,
     ApiFires,
@@ -61,7 +63,7 @@ pub struct Scenario {
     pub targets: Targets,
 }
 
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         number: 1,
         name: "unique Clerk deliveries, SQLite",
@@ -146,6 +148,13 @@ pub const SCENARIOS: [Scenario; 8] = [
         name: "unique Clerk deliveries, SQLite, every event to a webhook subscription",
         db: Db::Sqlite,
         kind: Kind::Timed(Load::UniqueClerkSubscribed),
+        targets: Targets::NONE,
+    },
+    Scenario {
+        number: 9,
+        name: "unique Clerk deliveries, SQLite, delivery log off",
+        db: Db::Sqlite,
+        kind: Kind::Timed(Load::UniqueClerkUnlogged),
         targets: Targets::NONE,
     },
 ];
@@ -262,6 +271,9 @@ impl Bench {
             Kind::Timed(Load::UniqueClerkSubscribed) => {
                 &[("FIREHOOK__OUTBOUND__ALLOW_PRIVATE_URLS", "true")]
             }
+            Kind::Timed(Load::UniqueClerkUnlogged) => {
+                &[("FIREHOOK__DELIVERY_LOG__ENABLED", "false")]
+            }
             _ => &[],
         };
         let server = Firehook::start(&self.server_bin, &store, API_KEY, env).await?;
@@ -275,7 +287,7 @@ impl Bench {
         Ok(row)
     }
 
-    /// Scenarios 1-5 and 7: provision, pre-sign, then send for the set duration.
+    /// Every scenario but the soak (6): provision, pre-sign, then send for the set duration.
     async fn timed(
         &self,
         scenario: &Scenario,
@@ -299,7 +311,7 @@ impl Bench {
             _ => None,
         };
         let (requests, order, expect) = match load {
-            Load::UniqueClerk | Load::UniqueClerkSubscribed => {
+            Load::UniqueClerk | Load::UniqueClerkSubscribed | Load::UniqueClerkUnlogged => {
                 let path = api.clerk(&self.secret).await?;
                 let requests = workload::clerk(&path, &self.secret, &tag, 0..unique, now);
                 (requests, Order::Once, Expect::Success)

@@ -71,6 +71,9 @@ pub struct Pipeline {
     metrics: Metrics,
     claims: Claims,
     background_log: BackgroundLog,
+    /// `delivery_log.enabled`: off, receive-URL requests are answered and fired but not
+    /// logged.
+    log_deliveries: bool,
     /// Secrets whose `lastVerifiedAt` was written in the last minute.
     noted_secrets: moka::future::Cache<String, ()>,
     window_ms: i64,
@@ -91,11 +94,13 @@ impl Pipeline {
         metrics: Metrics,
         windows: KeyWindows,
         cache_capacity: u64,
+        log_deliveries: bool,
     ) -> Pipeline {
         let window_ms = windows.api.as_millis() as i64;
         Pipeline {
             claims: dedupe::claims(clock.clone(), window_ms, cache_capacity),
             background_log: BackgroundLog::start(store.clone(), metrics.clone()),
+            log_deliveries,
             events: Events::new(clock.clone()),
             noted_secrets: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -124,7 +129,7 @@ impl Pipeline {
         let provider = connection.provider;
         let now_ms = self.clock.now_ms();
         let now_unix = now_ms.div_euclid(1000);
-        let headers = log::redacted_headers(inbound.headers);
+        let headers = self.logged_headers(inbound.headers);
         let body_bytes = inbound.body.len();
         let verified = match adapters::verify(provider, inbound, &connection.secrets, now_unix) {
             Ok(verified) => {
@@ -157,7 +162,7 @@ impl Pipeline {
         body_bytes: usize,
         rejection: Rejection,
     ) -> Delivered {
-        let headers = log::redacted_headers(headers);
+        let headers = self.logged_headers(headers);
         self.reject(connection, headers, body_bytes, rejection)
             .await
     }
@@ -218,7 +223,9 @@ impl Pipeline {
         let delivery_id = arrival.id.clone();
         arrival.event = Some(delivery.event.clone());
         arrival.trigger_id = Some(trigger_id.clone());
-        arrival.body = Some(verified.body().to_vec());
+        if self.log_deliveries {
+            arrival.body = Some(verified.body().to_vec());
+        }
         let mut claim = KeyClaim {
             scope: row.id.clone(),
             key: delivery.dedupe_id.clone(),
@@ -229,7 +236,7 @@ impl Pipeline {
         let write = self.delivery_write(connection, &delivery, &trigger_id, now_ms);
         let outcome = match replay {
             None => {
-                let mut arrival = Some(arrival);
+                let mut arrival = self.log_deliveries.then_some(arrival);
                 let outcome = self
                     .once(&row.org_id, Some(claim), false, &mut arrival, write)
                     .await?;
@@ -300,6 +307,15 @@ impl Pipeline {
         }
     }
 
+    /// The request's headers as the log keeps them; nothing when the log is off.
+    fn logged_headers(&self, headers: &Headers) -> String {
+        if self.log_deliveries {
+            log::redacted_headers(headers)
+        } else {
+            String::new()
+        }
+    }
+
     /// Logs a rejected request and answers it.
     async fn reject(
         &self,
@@ -339,7 +355,9 @@ impl Pipeline {
         let data = announce::rejected(&logged);
         self.events
             .publish(&connection.row.org_id, StreamEventType::Delivery, data);
-        self.background_log.push(logged);
+        if self.log_deliveries {
+            self.background_log.push(logged);
+        }
         Delivered::Rejected(rejection)
     }
 

@@ -599,6 +599,32 @@ async fn send_test_refuses_a_disabled_connection(backend: Backend) {
     assert!(said.contains("is disabled"), "{said}");
 }
 
+/// `delivery_log.enabled = false`: deliveries fire and deduplicate as before, and nothing
+/// of them (accepted, duplicate or rejected) is kept.
+async fn with_the_log_off_deliveries_fire_and_nothing_is_logged(backend: Backend) {
+    let app = spawn_app_with(backend, pinned(), |s| s.delivery_log.enabled = false).await;
+    let fixture = Fixture::load("clerk", "user.created");
+    let (connection, trigger, _) = connect(&app, &fixture, true).await;
+    let first = deliver(&app, &fixture, &connection).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body["status"], "triggered", "{:?}", first.body);
+    let again = deliver(&app, &fixture, &connection).await;
+    assert_eq!(again.body["status"], "duplicate", "{:?}", again.body);
+    let mut tampered = fixture.body();
+    tampered.insert(1, ' ');
+    let at = fixture.at_ms();
+    let refused = send(&app, &fixture, &connection, tampered, None, at).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(app.runs_of(&trigger).await.len(), 1);
+
+    // Rejected and duplicate deliveries would be written in the background, at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    listed(&app, "", 0).await;
+    let id = first.body["deliveryId"].as_str().unwrap();
+    let detail = app.get(&format!("/v1/integrations/deliveries/{id}")).await;
+    assert_eq!(detail.status, 404, "{:?}", detail.body);
+}
+
 crate::each_backend!(
     rejections_are_logged_with_reason_and_redacted_headers,
     replay_fires_after_publishing_and_then_is_a_duplicate,
@@ -608,4 +634,5 @@ crate::each_backend!(
     hostile_filters_and_ids_answer_400_or_404,
     send_test_fires_for_every_provider,
     send_test_refuses_a_disabled_connection,
+    with_the_log_off_deliveries_fire_and_nothing_is_logged,
 );
