@@ -224,7 +224,7 @@ impl Pipeline {
         arrival.event = Some(delivery.event.clone());
         arrival.trigger_id = Some(trigger_id.clone());
         if self.log_deliveries {
-            arrival.body = Some(verified.body().to_vec());
+            arrival.body = Some(crate::store::pack_body(verified.body()));
         }
         let mut claim = KeyClaim {
             scope: row.id.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::packed::{unpack, PackedBody};
 use super::{with_read, with_write, Backend, Page, Store};
 use crate::domain::DeliveryStatus;
 use crate::ids;
@@ -26,8 +27,8 @@ pub struct Arrival {
     /// A JSON object of the request's headers, secret-bearing values redacted.
     pub headers: String,
     pub body_bytes: i64,
-    /// The raw body, kept only for verified deliveries.
-    pub body: Option<Vec<u8>>,
+    /// The body, kept only for verified deliveries.
+    pub body: Option<PackedBody>,
     /// The delivery this one replays.
     pub replay_of: Option<String>,
 }
@@ -49,11 +50,11 @@ pub struct LoggedDelivery {
     pub verdict: Verdict,
 }
 
-/// Inserts a delivery (`$1` to `$16`).
+/// Inserts a delivery (`$1` to `$17`).
 pub(super) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (id, org_id, connection_id, \
      provider, event, status, reason, http_status, received_at, trigger_id, \
-     trigger_instance_id, run_ids, replay_of, headers, body_bytes, body) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     trigger_instance_id, run_ids, replay_of, headers, body_bytes, body, body_encoding) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 /// A logged delivery as the list shows it.
 #[derive(Debug, Clone)]
@@ -153,6 +154,7 @@ struct RawDetail {
     row: RawRow,
     headers: String,
     body: Option<Vec<u8>>,
+    body_encoding: Option<String>,
 }
 
 fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
@@ -235,7 +237,8 @@ impl Store {
         id: &str,
     ) -> sqlx::Result<Option<DeliveryDetail>> {
         let sql = format!(
-            "SELECT {LIST_COLUMNS}, headers, body FROM deliveries WHERE org_id = $1 AND id = $2"
+            "SELECT {LIST_COLUMNS}, headers, body, body_encoding FROM deliveries \
+             WHERE org_id = $1 AND id = $2"
         );
         let raw: Option<RawDetail> = with_read!(self, pool => {
             sqlx::query_as(&sql).bind(org_id).bind(id).fetch_optional(pool).await?
@@ -244,7 +247,11 @@ impl Store {
             Ok(DeliveryDetail {
                 row: raw.row.decode()?,
                 headers: serde_json::from_str(&raw.headers).map_err(corrupt)?,
-                body: raw.body,
+                body: raw
+                    .body
+                    .map(|bytes| unpack(bytes, raw.body_encoding.as_deref()))
+                    .transpose()
+                    .map_err(corrupt)?,
             })
         })
         .transpose()
@@ -295,7 +302,7 @@ impl Store {
     /// at a time with a pause between batches. Fires, runs and contacts stay.
     pub async fn prune(&self, cutoffs: Cutoffs) -> sqlx::Result<Pruned> {
         const DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN \
-             (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)";
+             (SELECT id FROM deliveries WHERE id < $1 LIMIT $2)";
         const FIRE_KEYS: &str = "DELETE FROM fire_keys WHERE (org_id, scope, key_index) IN \
              (SELECT org_id, scope, key_index FROM fire_keys WHERE created_at < $1 \
               AND (scope = 'api' OR created_at < $2) LIMIT $3)";
@@ -315,12 +322,12 @@ impl Store {
               AND NOT EXISTS (SELECT 1 FROM outbound_deliveries d WHERE d.event_id = e.id) \
               LIMIT $2)";
         let before = cutoffs.deliveries_before_ms;
-        // Event ids are ULIDs, which sort by creation time.
-        let first_kept_event = format!(
-            "{}_{}",
-            ids::EVENT,
-            ulid::Ulid::from_parts(u64::try_from(before).unwrap_or(0), 0)
-        );
+        // Delivery and event ids are ULIDs, which sort by creation time: the first id of
+        // the cutoff's millisecond is the first one kept.
+        let first_kept = |prefix| {
+            let at = u64::try_from(before).unwrap_or(0);
+            format!("{prefix}_{}", ulid::Ulid::from_parts(at, 0))
+        };
         /// Runs a batched DELETE (its parameters, then the batch size) until a batch
         /// deletes fewer rows than the batch size, pausing between batches.
         macro_rules! in_batches {
@@ -343,7 +350,7 @@ impl Store {
                 }
             }};
         }
-        let deliveries = in_batches!(DELIVERIES, before);
+        let deliveries = in_batches!(DELIVERIES, first_kept(ids::DELIVERY));
         let fire_keys = in_batches!(
             FIRE_KEYS,
             cutoffs.api_keys_before_ms,
@@ -358,7 +365,7 @@ impl Store {
                 break;
             }
         }
-        let outbound_events = in_batches!(OUTBOUND_EVENTS, &first_kept_event);
+        let outbound_events = in_batches!(OUTBOUND_EVENTS, first_kept(ids::EVENT));
         Ok(Pruned {
             deliveries,
             fire_keys,

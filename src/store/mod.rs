@@ -17,6 +17,7 @@ pub mod key_file;
 mod keys;
 mod outbound;
 mod outbox;
+mod packed;
 mod runs;
 pub mod sealed;
 mod triggers;
@@ -40,6 +41,7 @@ pub use outbound::{
     SubscriptionRow,
 };
 pub use outbox::{example_message, RejectedDelivery};
+pub use packed::{pack as pack_body, PackedBody};
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
 pub use sealed::SealingKey;
 pub use triggers::TriggerRow;

@@ -248,7 +248,8 @@ impl FireTx for PgConnection {
             .bind(&a.replay_of)
             .bind(&a.headers)
             .bind(a.body_bytes)
-            .bind(&a.body)
+            .bind(a.body.as_ref().map(|b| &b.bytes))
+            .bind(a.body.as_ref().and_then(|b| b.encoding))
             .execute(&mut *self)
             .await?;
         Ok(())

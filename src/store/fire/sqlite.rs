@@ -456,7 +456,8 @@ impl FireTx for Writer<'_> {
                 a.replay_of,
                 a.headers,
                 a.body_bytes,
-                a.body
+                a.body.as_ref().map(|b| &b.bytes),
+                a.body.as_ref().and_then(|b| b.encoding)
             ],
         )
     }
