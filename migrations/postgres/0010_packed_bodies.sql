@@ -1,3 +1,3 @@
--- How a delivery's stored body is encoded: NULL as received, 'deflate' a raw DEFLATE
--- stream (RFC 1951) of it. body_bytes stays the size as received.
+-- How a delivery's stored body is encoded: NULL as received, 'lz4' an LZ4 block after
+-- its length as received (4 bytes, little-endian). body_bytes stays the size as received.
 ALTER TABLE deliveries ADD COLUMN body_encoding TEXT;

@@ -35,7 +35,7 @@ use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{
     duplicate_of, Arrival, DeliveryDetail, FireMode, FireRecord, FireWrite, FireWritten, KeyClaim,
-    LiveConnection, LoggedDelivery, RejectedDelivery, Store, Verdict,
+    LiveConnection, LoggedDelivery, PackedBody, RejectedDelivery, Store, Verdict,
 };
 use dedupe::{Claimed, Claims};
 use log::BackgroundLog;
@@ -224,7 +224,7 @@ impl Pipeline {
         arrival.event = Some(delivery.event.clone());
         arrival.trigger_id = Some(trigger_id.clone());
         if self.log_deliveries {
-            arrival.body = Some(crate::store::pack_body(verified.body()));
+            arrival.body = Some(PackedBody::as_received(verified.body().to_vec()));
         }
         let mut claim = KeyClaim {
             scope: row.id.clone(),

@@ -33,6 +33,15 @@ pub struct Arrival {
     pub replay_of: Option<String>,
 }
 
+impl Arrival {
+    /// Packs the body for storage (see `packed`).
+    pub(super) fn pack_body(&mut self) {
+        if let Some(body) = &mut self.body {
+            body.pack();
+        }
+    }
+}
+
 /// What a delivery came to.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -186,8 +195,11 @@ impl Store {
     /// committer's next batch).
     pub async fn log_deliveries(
         &self,
-        deliveries: Vec<LoggedDelivery>,
+        mut deliveries: Vec<LoggedDelivery>,
     ) -> Result<(), super::FireError> {
+        for d in &mut deliveries {
+            d.arrival.pack_body();
+        }
         match &self.backend {
             Backend::Sqlite { committer, .. } => committer.log(deliveries).await,
             Backend::Postgres(pool) => Ok(super::fire::log_deliveries_pg(pool, &deliveries).await?),

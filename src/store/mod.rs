@@ -41,7 +41,7 @@ pub use outbound::{
     SubscriptionRow,
 };
 pub use outbox::{example_message, RejectedDelivery};
-pub use packed::{pack as pack_body, PackedBody};
+pub use packed::PackedBody;
 pub use runs::{RunFilter, RunRow, TriggerInstanceRow};
 pub use sealed::SealingKey;
 pub use triggers::TriggerRow;
@@ -128,6 +128,10 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping before every checkout is a round trip per fire. A connection the
+                // server has dropped fails its next statement instead (a 503 the client
+                // retries) and is not handed out again.
+                .test_before_acquire(false)
                 .connect(url)
                 .await?;
             Backend::Postgres(pool)

@@ -485,7 +485,10 @@ fn verdict(w: &FireWrite, record: &FireRecord, reason: Option<IgnoreReason>) -> 
 impl Store {
     /// Writes one fire, or reports the earlier fire that holds its key. On SQLite the fire
     /// joins the committer's next batch; on PostgreSQL it is its own transaction.
-    pub async fn fire(&self, w: FireWrite) -> Result<FireWritten, FireError> {
+    pub async fn fire(&self, mut w: FireWrite) -> Result<FireWritten, FireError> {
+        if let Some(arrival) = &mut w.delivery {
+            arrival.pack_body();
+        }
         let subscribers = self
             .subscribers(&w.org_id)
             .await
