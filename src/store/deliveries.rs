@@ -59,11 +59,22 @@ pub struct LoggedDelivery {
     pub verdict: Verdict,
 }
 
+/// The columns a delivery is inserted with, in the order of its parameters.
+macro_rules! delivery_columns {
+    () => {
+        "deliveries (id, org_id, connection_id, provider, event, status, reason, http_status, \
+         received_at, trigger_id, trigger_instance_id, run_ids, replay_of, headers, body_bytes, \
+         body, body_encoding)"
+    };
+}
+pub(super) use delivery_columns;
+
 /// Inserts a delivery (`$1` to `$17`).
-pub(super) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (id, org_id, connection_id, \
-     provider, event, status, reason, http_status, received_at, trigger_id, \
-     trigger_instance_id, run_ids, replay_of, headers, body_bytes, body, body_encoding) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+pub(super) const INSERT_DELIVERY: &str = concat!(
+    "INSERT INTO ",
+    delivery_columns!(),
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+);
 
 /// A logged delivery as the list shows it.
 #[derive(Debug, Clone)]

@@ -357,8 +357,14 @@ trait FireTx {
         email: &Email,
     ) -> Result<ContactChange, Self::Error>;
     async fn published(&mut self, trigger_id: &str) -> Result<Vec<Published>, Self::Error>;
-    /// Inserts the runs and the trigger instance.
-    async fn record(&mut self, w: &FireWrite, record: &NewRecord<'_>) -> Result<(), Self::Error>;
+    /// Inserts the runs, the trigger instance and the log row of the delivery behind the
+    /// fire, if any.
+    async fn record(
+        &mut self,
+        w: &FireWrite,
+        record: &NewRecord<'_>,
+        delivery: Option<(&Arrival, &Verdict)>,
+    ) -> Result<(), Self::Error>;
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> Result<(), Self::Error>;
     async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> Result<(), Self::Error>;
     /// Inserts outbound events and their deliveries.
@@ -423,7 +429,9 @@ where
         reason,
         payload: &payload,
     };
-    tx.record(w, &new).await?;
+    let logged = w.delivery.as_ref().map(|a| (a, verdict(w, &new)));
+    tx.record(w, &new, logged.as_ref().map(|(a, v)| (*a, v)))
+        .await?;
 
     let record = FireRecord {
         outcome,
@@ -440,10 +448,6 @@ where
         if let Some(claim) = &w.claim {
             tx.release_key(&w.org_id, claim).await?;
         }
-    }
-    if let Some(arrival) = &w.delivery {
-        tx.record_delivery(arrival, &verdict(w, &record, reason))
-            .await?;
     }
     let events = outbox::fire_events(subscribers, w, &record, contact.as_ref());
     if !events.is_empty() {
@@ -463,22 +467,22 @@ pub fn duplicate_of(instance_id: &str) -> Verdict {
     }
 }
 
-/// What a recorded fire means for the delivery that caused it.
-fn verdict(w: &FireWrite, record: &FireRecord, reason: Option<IgnoreReason>) -> Verdict {
+/// What a fire means for the delivery that caused it.
+fn verdict(w: &FireWrite, record: &NewRecord<'_>) -> Verdict {
     let (status, reason) = match record.outcome {
         FireOutcome::Triggered => (DeliveryStatus::Triggered, None),
         FireOutcome::NoPublishedAutomation => (DeliveryStatus::NoPublishedAutomation, None),
         FireOutcome::TriggerDisabled => {
             (DeliveryStatus::Ignored, Some(IgnoreReason::TriggerDisabled))
         }
-        FireOutcome::Ignored => (DeliveryStatus::Ignored, reason),
+        FireOutcome::Ignored => (DeliveryStatus::Ignored, record.reason),
     };
     Verdict {
         status,
         reason: reason.map(|r| r.as_str().to_owned()),
         http_status: 200,
         trigger_instance_id: Some(w.instance_id.clone()),
-        run_ids: record.runs.iter().map(|r| r.run_id.clone()).collect(),
+        run_ids: record.runs.iter().map(|r| r.id.clone()).collect(),
     }
 }
 

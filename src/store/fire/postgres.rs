@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use sqlx::{FromRow, PgConnection, PgPool, Row};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 
 use serde_json::Value;
 
@@ -12,11 +14,66 @@ use super::{
     KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
 use crate::domain::{Email, RunStatus};
-use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
+use crate::store::deliveries::{
+    delivery_columns, Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY,
+};
 use crate::store::digest::index_key;
 use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
 use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
 use crate::store::ContactRow;
+
+/// One round trip for a fire's runs and instance (`$1` to `$17`). The runs' reference to
+/// the instance is checked at commit.
+macro_rules! record {
+    ($($logged:expr)?) => {
+        concat!(
+            "WITH started AS (INSERT INTO runs (id, org_id, automation_id, automation_version, \
+             trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
+             SELECT r.id, $2, r.automation_id, r.version, $3, $1, $17, COALESCE($8, ''), \
+             $9, $13 FROM unnest($14::text[], $15::text[], $16::bigint[]) \
+             AS r(id, automation_id, version)) ",
+            $($logged,)?
+            insert_instance!()
+        )
+    };
+}
+
+const RECORD: &str = record!();
+
+/// [`RECORD`] and, in the same round trip, the log row of the delivery behind the fire
+/// (`$18` to `$34`, as [`INSERT_DELIVERY`] binds them).
+const RECORD_AND_LOG: &str = record!(concat!(
+    ", logged AS (INSERT INTO ",
+    delivery_columns!(),
+    " VALUES ($18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, \
+     $33, $34)) "
+));
+
+/// Binds a delivery's columns in the order of [`INSERT_DELIVERY`].
+fn bind_delivery<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    a: &'q Arrival,
+    v: &'q Verdict,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(&a.id)
+        .bind(&a.org_id)
+        .bind(&a.connection_id)
+        .bind(&a.provider)
+        .bind(&a.event)
+        .bind(v.status.as_str())
+        .bind(&v.reason)
+        .bind(i64::from(v.http_status))
+        .bind(a.received_at_ms)
+        .bind(&a.trigger_id)
+        .bind(&v.trigger_instance_id)
+        .bind(serde_json::to_string(&v.run_ids).expect("strings serialise"))
+        .bind(&a.replay_of)
+        .bind(&a.headers)
+        .bind(a.body_bytes)
+        .bind(a.body.as_ref().map(|b| &b.bytes))
+        .bind(a.body.as_ref().and_then(|b| b.encoding))
+}
 
 pub(super) async fn fire(
     pool: &PgPool,
@@ -150,17 +207,12 @@ impl FireTx for PgConnection {
             .collect())
     }
 
-    async fn record(&mut self, w: &FireWrite, r: &NewRecord<'_>) -> sqlx::Result<()> {
-        // One round trip for the runs and the instance. The runs' reference to the
-        // instance is checked at commit.
-        const RECORD: &str = concat!(
-            "WITH started AS (INSERT INTO runs (id, org_id, automation_id, automation_version, \
-             trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
-             SELECT r.id, $2, r.automation_id, r.version, $3, $1, $17, COALESCE($8, ''), \
-             $9, $13 FROM unnest($14::text[], $15::text[], $16::bigint[]) \
-             AS r(id, automation_id, version)) ",
-            insert_instance!()
-        );
+    async fn record(
+        &mut self,
+        w: &FireWrite,
+        r: &NewRecord<'_>,
+        delivery: Option<(&Arrival, &Verdict)>,
+    ) -> sqlx::Result<()> {
         let run_ids: Vec<&str> = r.runs.iter().map(|run| run.id.as_str()).collect();
         let automation_ids: Vec<&str> = r
             .runs
@@ -168,7 +220,11 @@ impl FireTx for PgConnection {
             .map(|run| run.automation.id.as_str())
             .collect();
         let versions: Vec<i64> = r.runs.iter().map(|run| run.automation.version).collect();
-        sqlx::query(RECORD)
+        let sql = match delivery {
+            Some(_) => RECORD_AND_LOG,
+            None => RECORD,
+        };
+        let query = sqlx::query(sql)
             .bind(&w.instance_id)
             .bind(&w.org_id)
             .bind(&w.trigger_id)
@@ -185,9 +241,12 @@ impl FireTx for PgConnection {
             .bind(run_ids)
             .bind(automation_ids)
             .bind(versions)
-            .bind(RunStatus::Queued.as_str())
-            .execute(&mut *self)
-            .await?;
+            .bind(RunStatus::Queued.as_str());
+        let query = match delivery {
+            Some((arrival, verdict)) => bind_delivery(query, arrival, verdict),
+            None => query,
+        };
+        query.execute(&mut *self).await?;
         Ok(())
     }
 
@@ -232,24 +291,7 @@ impl FireTx for PgConnection {
     }
 
     async fn record_delivery(&mut self, a: &Arrival, v: &Verdict) -> sqlx::Result<()> {
-        sqlx::query(INSERT_DELIVERY)
-            .bind(&a.id)
-            .bind(&a.org_id)
-            .bind(&a.connection_id)
-            .bind(&a.provider)
-            .bind(&a.event)
-            .bind(v.status.as_str())
-            .bind(&v.reason)
-            .bind(i64::from(v.http_status))
-            .bind(a.received_at_ms)
-            .bind(&a.trigger_id)
-            .bind(&v.trigger_instance_id)
-            .bind(serde_json::to_string(&v.run_ids).expect("strings serialise"))
-            .bind(&a.replay_of)
-            .bind(&a.headers)
-            .bind(a.body_bytes)
-            .bind(a.body.as_ref().map(|b| &b.bytes))
-            .bind(a.body.as_ref().and_then(|b| b.encoding))
+        bind_delivery(sqlx::query(INSERT_DELIVERY), a, v)
             .execute(&mut *self)
             .await?;
         Ok(())

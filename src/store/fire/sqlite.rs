@@ -387,7 +387,12 @@ impl FireTx for Writer<'_> {
         rows.collect()
     }
 
-    async fn record(&mut self, w: &FireWrite, r: &NewRecord<'_>) -> rusqlite::Result<()> {
+    async fn record(
+        &mut self,
+        w: &FireWrite,
+        r: &NewRecord<'_>,
+        delivery: Option<(&Arrival, &Verdict)>,
+    ) -> rusqlite::Result<()> {
         for run in r.runs {
             self.execute(
                 "INSERT INTO runs (id, org_id, automation_id, automation_version, trigger_id, \
@@ -427,7 +432,11 @@ impl FireTx for Writer<'_> {
                 r.automations_json(),
                 w.now_ms
             ],
-        )
+        )?;
+        match delivery {
+            Some((arrival, verdict)) => self.record_delivery(arrival, verdict).await,
+            None => Ok(()),
+        }
     }
 
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> rusqlite::Result<()> {
