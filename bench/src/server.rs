@@ -52,6 +52,9 @@ fn next_name() -> String {
     )
 }
 
+/// A per-minute rate allowance far above anything the generator sends.
+const UNLIMITED: &str = "100000000";
+
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -114,6 +117,10 @@ impl Firehook {
                 "FIREHOOK__SECURITY__ENCRYPTION_KEY",
                 "YmVuY2ggYmVuY2ggYmVuY2ggYmVuY2ggYmVuY2ggYmU=",
             )
+            // The limiters still run on every request, but never refuse the generator's
+            // load: the bench measures throughput, not the default allowances.
+            .env("FIREHOOK__RATE_LIMIT__PER_KEY_PER_MINUTE", UNLIMITED)
+            .env("FIREHOOK__RATE_LIMIT__FIRE_PER_KEY_PER_MINUTE", UNLIMITED)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(log.try_clone()?)
