@@ -154,10 +154,8 @@ async fn no_published_automation_still_upserts_and_records(backend: Backend) {
         app.get("/v1/contacts?email=draft@b.co").await.body["firstName"],
         "D"
     );
-    let fires = app
-        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
-        .await;
-    assert_eq!(fires.body["data"][0]["outcome"], "no_published_automation");
+    let fires = app.fires_of(&trigger).await;
+    assert_eq!(fires[0]["outcome"], "no_published_automation");
     // Publishing and retrying with the same key fires: a 422 does not consume the key.
     app.patch(
         &format!("/v1/automations/{automation}"),
@@ -253,10 +251,8 @@ async fn disabled_trigger_records_the_fire_without_runs(backend: Backend) {
         .await;
     assert_envelope(&reply, 422, "failed", "TRIGGER_DISABLED");
     assert!(app.runs_of(&trigger).await.is_empty());
-    let fires = app
-        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
-        .await;
-    assert_eq!(fires.body["data"][0]["outcome"], "trigger_disabled");
+    let fires = app.fires_of(&trigger).await;
+    assert_eq!(fires[0]["outcome"], "trigger_disabled");
 }
 
 /// Triggers are cached per process: an edit must still apply to the very next fire.
@@ -372,14 +368,7 @@ async fn dry_run_validates_and_writes_nothing(backend: Backend) {
     assert_envelope(&reply, 200, "ready", "READY");
     assert_eq!(reply.body["details"]["resolvedPayload"]["plan"], "free");
     assert!(app.runs_of(&trigger).await.is_empty());
-    let fires = app
-        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
-        .await;
-    assert_eq!(
-        (fires.status, &fires.body["data"]),
-        (200, &json!([])),
-        "no fire recorded"
-    );
+    assert!(app.fires_of(&trigger).await.is_empty(), "no fire recorded");
     assert!(app.contact("dry@b.co").await.is_none());
     assert_eq!(app.list_all("/v1/contacts").await.len(), 0);
     // The key was not consumed.

@@ -453,6 +453,15 @@ impl TestApp {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.body["data"].as_array().unwrap().clone()
     }
+
+    /// The fires (trigger instances) of a trigger, newest first.
+    pub async fn fires_of(&self, trigger: &str) -> Vec<Value> {
+        let reply = self
+            .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["data"].as_array().unwrap().clone()
+    }
 }
 
 /// Every row of a list endpoint on `base` (`path` may carry filters), following the cursor

@@ -712,14 +712,7 @@ async fn retention_prunes_finished_outbound_deliveries(backend: Backend) {
         "{printed}"
     );
     assert!(deliveries(&app, "").await.is_empty());
-    let instances = app
-        .get(&format!("/v1/trigger-instances?triggerEventId={trigger}"))
-        .await;
-    assert_eq!(
-        instances.body["data"].as_array().unwrap().len(),
-        3,
-        "fires stay"
-    );
+    assert_eq!(app.fires_of(&trigger).await.len(), 3, "fires stay");
 }
 
 crate::each_backend!(
