@@ -3,7 +3,6 @@
 //! schedules the next. It talks only to the store and its HTTP client.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use crate::config::OutboundSettings;
 use crate::events::{Events, StreamEventType};
 use crate::ids;
 use crate::metrics::Metrics;
-use crate::store::{AttemptRecord, Claim, Next, Store};
+use crate::store::{AttemptRecord, Claim, Next, Room, Store};
 
 /// Deliveries one process holds (claimed, queued for their endpoint or in flight) at once.
 const MAX_HELD: usize = 512;
@@ -50,9 +49,7 @@ struct Inner {
     /// Names this process's claims.
     owner: String,
     held: Mutex<Held>,
-    /// Set when the last claim filled every free slot: more may be due right away.
-    saturated: AtomicBool,
-    /// Told when a held delivery is done, while saturated.
+    /// Told when enough held deliveries are done that a claim may take more.
     freed: Notify,
 }
 
@@ -61,6 +58,8 @@ struct Inner {
 struct Held {
     ids: HashSet<String>,
     endpoints: HashMap<String, Endpoint>,
+    /// Set when the last claim took every free slot: more may be due.
+    refill: bool,
 }
 
 /// A subscription's held deliveries and the permits (`max_in_flight_per_endpoint`) they
@@ -68,14 +67,16 @@ struct Held {
 struct Endpoint {
     held: usize,
     permits: Arc<Semaphore>,
+    /// Set when a claim filled its room: more of it may be due.
+    refill: bool,
 }
 
 impl Held {
-    /// Takes `claim` unless it is held already or its endpoint has `cap` held; a taken
-    /// claim comes with its endpoint's permits.
-    fn take(&mut self, claim: &Claim, cap: usize, permits: usize) -> Taken {
-        if self.ids.contains(&claim.id) {
-            return Taken::AlreadyHeld;
+    /// Takes `claim` unless it is held already; a taken claim comes with its endpoint's
+    /// permits.
+    fn take(&mut self, claim: &Claim, permits: usize) -> Option<Arc<Semaphore>> {
+        if !self.ids.insert(claim.id.clone()) {
+            return None;
         }
         let endpoint = self
             .endpoints
@@ -83,39 +84,65 @@ impl Held {
             .or_insert_with(|| Endpoint {
                 held: 0,
                 permits: Arc::new(Semaphore::new(permits)),
+                refill: false,
             });
-        if endpoint.held >= cap {
-            return Taken::EndpointFull;
-        }
         endpoint.held += 1;
-        self.ids.insert(claim.id.clone());
-        Taken::Yes(endpoint.permits.clone())
+        Some(endpoint.permits.clone())
     }
 
-    fn release(&mut self, claim: &Claim) {
-        self.ids.remove(&claim.id);
-        if let Some(endpoint) = self.endpoints.get_mut(&claim.subscription_id) {
-            endpoint.held -= 1;
-            if endpoint.held == 0 {
-                self.endpoints.remove(&claim.subscription_id);
+    /// Notes the endpoints to which a claim under `room` gave all the room they had: more
+    /// of theirs may be due.
+    fn filled(&mut self, room: &Room, claims: &[Claim]) {
+        let mut claimed: HashMap<&str, i64> = HashMap::new();
+        for claim in claims {
+            *claimed.entry(&claim.subscription_id).or_default() += 1;
+        }
+        for (id, n) in claimed {
+            let held = room
+                .held
+                .iter()
+                .find(|(h, _)| h == id)
+                .map_or(0, |(_, n)| *n);
+            if let Some(endpoint) = self.endpoints.get_mut(id) {
+                endpoint.refill |= n >= room.per_endpoint - held;
             }
         }
     }
 
-    /// Subscriptions with `cap` deliveries held, which a claim skips.
-    fn full(&self, cap: usize) -> Vec<String> {
-        self.endpoints
-            .iter()
-            .filter(|(_, e)| e.held >= cap)
-            .map(|(id, _)| id.clone())
-            .collect()
+    /// Lets `claim` go; `true` when it is time to claim again: an endpoint (or the whole
+    /// process) that a claim filled is down to half of what it may hold. Claiming at half,
+    /// not at every free slot, keeps claims few and large while sends go on.
+    fn release(&mut self, claim: &Claim, cap: usize) -> bool {
+        self.ids.remove(&claim.id);
+        let mut again = false;
+        if let Some(endpoint) = self.endpoints.get_mut(&claim.subscription_id) {
+            endpoint.held -= 1;
+            if endpoint.refill && endpoint.held <= cap / 2 {
+                endpoint.refill = false;
+                again = true;
+            }
+            if endpoint.held == 0 {
+                self.endpoints.remove(&claim.subscription_id);
+            }
+        }
+        if self.refill && self.ids.len() <= MAX_HELD / 2 {
+            self.refill = false;
+            again = true;
+        }
+        again
     }
-}
 
-enum Taken {
-    Yes(Arc<Semaphore>),
-    AlreadyHeld,
-    EndpointFull,
+    /// What a claim may take now.
+    fn room(&self, cap: usize) -> Room {
+        Room {
+            per_endpoint: cap as i64,
+            held: self
+                .endpoints
+                .iter()
+                .map(|(id, e)| (id.clone(), e.held as i64))
+                .collect(),
+        }
+    }
 }
 
 /// What one attempt came to.
@@ -156,7 +183,6 @@ impl Dispatcher {
                 settings,
                 owner: ids::new_id("dsp"),
                 held: Mutex::new(Held::default()),
-                saturated: AtomicBool::new(false),
                 freed: Notify::new(),
             }),
         })
@@ -197,43 +223,44 @@ impl Dispatcher {
         self.inner.settings.timeout().as_millis() as i64
     }
 
+    /// What may be held per endpoint: its permits and a queue of as many again three
+    /// times, so each send finds the next one waiting.
+    fn cap(&self) -> usize {
+        self.inner.settings.max_in_flight_per_endpoint.max(1) * HELD_PER_PERMIT
+    }
+
     async fn claim(&self) -> sqlx::Result<()> {
         let permits = self.inner.settings.max_in_flight_per_endpoint.max(1);
-        let cap = permits * HELD_PER_PERMIT;
-        let (free, full) = {
+        let cap = self.cap();
+        let (free, room) = {
             let held = self.inner.held.lock().expect("held");
-            (MAX_HELD.saturating_sub(held.ids.len()), held.full(cap))
+            (MAX_HELD.saturating_sub(held.ids.len()), held.room(cap))
         };
         if free == 0 {
             return Ok(());
         }
         let now = self.inner.clock.now_ms();
-        let store = &self.inner.store;
-        let owner = &self.inner.owner;
-        let claims = store
-            .claim_deliveries(owner, now, now + self.lease_ms(), free as i64, &full)
+        let claims = self
+            .inner
+            .store
+            .claim_deliveries(
+                &self.inner.owner,
+                now,
+                now + self.lease_ms(),
+                free as i64,
+                &room,
+            )
             .await?;
-        self.inner
-            .saturated
-            .store(claims.len() >= free, Ordering::Relaxed);
-        for claim in claims {
-            let taken = self
-                .inner
-                .held
-                .lock()
-                .expect("held")
-                .take(&claim, cap, permits);
-            match taken {
-                Taken::Yes(permits) => {
-                    tokio::spawn(self.clone().deliver(claim, permits));
-                }
-                // A delivery renewed in the same millisecond as a claim comes back with it.
-                Taken::AlreadyHeld => {}
-                // One claim can bring many of one endpoint's deliveries; the rest wait
-                // in the database, where any process may take them.
-                Taken::EndpointFull => store.release_lease(&claim.id, owner).await?,
+        let mut held = self.inner.held.lock().expect("held");
+        held.refill = claims.len() >= free;
+        // Before the sends start, which may release what this claim took.
+        for claim in &claims {
+            // A delivery renewed in the same millisecond as a claim comes back with it.
+            if let Some(permits) = held.take(claim, permits) {
+                tokio::spawn(self.clone().deliver(claim.clone(), permits));
             }
         }
+        held.filled(&room, &claims);
         Ok(())
     }
 
@@ -243,8 +270,13 @@ impl Dispatcher {
             // The lease runs out and the delivery is claimed again.
             tracing::warn!(delivery = %claim.id, error = %e, "recording an outbound attempt failed");
         }
-        self.inner.held.lock().expect("held").release(&claim);
-        if self.inner.saturated.load(Ordering::Relaxed) {
+        let again = self
+            .inner
+            .held
+            .lock()
+            .expect("held")
+            .release(&claim, self.cap());
+        if again {
             self.inner.freed.notify_one();
         }
     }
@@ -493,27 +525,32 @@ mod tests {
     }
 
     #[test]
-    fn a_backlogged_endpoint_leaves_slots_to_the_others() {
+    fn a_filled_endpoint_claims_again_at_half() {
         let mut held = Held::default();
-        let taken = (0..40)
-            .filter(|&i| matches!(held.take(&claim(i, "whs_slow"), 32, 8), Taken::Yes(_)))
-            .count();
-        assert_eq!(taken, 32);
-        assert_eq!(held.full(32), ["whs_slow"]);
-        assert!(matches!(
-            held.take(&claim(99, "whs_other"), 32, 8),
-            Taken::Yes(_)
-        ));
-        assert!(matches!(
-            held.take(&claim(99, "whs_other"), 32, 8),
-            Taken::AlreadyHeld
-        ));
+        let before = Room {
+            per_endpoint: 32,
+            held: vec![("whs_busy".into(), 2)],
+        };
+        let claims: Vec<Claim> = (2..32)
+            .map(|i| claim(i, "whs_busy"))
+            .chain([claim(99, "whs_quiet")])
+            .collect();
+        for c in (0..2).map(|i| claim(i, "whs_busy")).chain(claims.clone()) {
+            assert!(held.take(&c, 8).is_some());
+        }
+        assert!(held.take(&claim(0, "whs_busy"), 8).is_none());
+        held.filled(&before, &claims);
+        let mut room = held.room(32).held;
+        room.sort();
+        assert_eq!(room, [("whs_busy".into(), 32), ("whs_quiet".into(), 1)]);
 
-        held.release(&claim(0, "whs_slow"));
-        assert!(held.full(32).is_empty());
-        assert!(matches!(
-            held.take(&claim(40, "whs_slow"), 32, 8),
-            Taken::Yes(_)
-        ));
+        // The quiet endpoint was never filled: its deliveries ask for nothing.
+        assert!(!held.release(&claim(99, "whs_quiet"), 32));
+        for i in 0..15 {
+            assert!(!held.release(&claim(i, "whs_busy"), 32));
+        }
+        assert!(held.release(&claim(15, "whs_busy"), 32), "16 of 32 held");
+        assert!(!held.release(&claim(16, "whs_busy"), 32), "asked once");
+        assert_eq!(held.room(32).held, [("whs_busy".into(), 15)]);
     }
 }

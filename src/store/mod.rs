@@ -37,7 +37,7 @@ pub use fire::{
 pub use key_file::KeySource;
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use outbound::{
-    AttemptRecord, AttemptRow, Claim, Next, OutboundDeliveryRow, OutboundFilter, QueueStats,
+    AttemptRecord, AttemptRow, Claim, Next, OutboundDeliveryRow, OutboundFilter, QueueStats, Room,
     SubscriptionRow,
 };
 pub use outbox::{example_message, RejectedDelivery};

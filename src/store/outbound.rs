@@ -149,40 +149,82 @@ const COLUMNS: &str = "id, org_id, url, events, description, enabled, secret, pr
 const DELIVERY_COLUMNS: &str = "id, subscription_id, event_id, event_type, status, attempts, \
                                 next_attempt_at, created_at, updated_at";
 
-/// Picks due deliveries nobody holds, except those of the subscriptions in `$5`.
-/// PostgreSQL locks the picked rows and skips rows locked by a concurrent claim, so several
-/// processes never take the same delivery.
+/// How many deliveries a claim may take per subscription: a subscription's room is
+/// `per_endpoint` less what the claiming process holds of it already.
+#[derive(Debug, Clone, Default)]
+pub struct Room {
+    pub per_endpoint: i64,
+    /// Deliveries held per subscription.
+    pub held: Vec<(String, i64)>,
+}
+
+impl Room {
+    /// Subscriptions with no room, which a claim does not scan.
+    fn full(&self) -> Vec<String> {
+        self.held
+            .iter()
+            .filter(|(_, n)| *n >= self.per_endpoint)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Leases due deliveries nobody holds: of the `$4` due soonest, outside the subscriptions
+/// in `$5`, each subscription's first `$6` less what the process holds of it (`$7`, `$8`).
+/// A claim therefore takes no more of a backlogged subscription than the process can send,
+/// and gives nothing back. PostgreSQL locks the scanned rows and skips rows locked by a
+/// concurrent claim, so several processes never take the same delivery.
 const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
-     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
-     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-     AND NOT (subscription_id = ANY($5)) \
-     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)";
+     WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
+     (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
+     (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
+     WHERE status = 'pending' AND next_attempt_at <= $3 \
+     AND (lease_until IS NULL OR lease_until < $3) AND NOT (subscription_id = ANY($5)) \
+     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) AS scanned) AS due \
+     WHERE rank <= $6 - COALESCE((SELECT h.n FROM unnest($7::text[], $8::int8[]) AS h(sub, n) \
+     WHERE h.sub = due.subscription_id), 0)) RETURNING id";
+
 /// A claim of due deliveries for one process, as the SQLite committer writes it.
 pub struct Lease {
     pub owner: String,
     pub until: i64,
     pub now: i64,
+    /// How many due deliveries the claim scans.
     pub limit: i64,
-    /// Subscriptions to skip, as a JSON array.
-    pub skip: String,
+    pub per_endpoint: i64,
+    /// Deliveries held per subscription, as a JSON object.
+    pub held: String,
 }
 
-/// The same on SQLite, whose single writer serialises claims; `$5` is a JSON array.
+/// The same on SQLite, whose single writer serialises claims; `?5` is a JSON object of
+/// held deliveries per subscription.
 pub(super) const CLAIM_SQLITE: &str =
-    "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
-     WHERE id IN (SELECT id FROM outbound_deliveries WHERE status = 'pending' \
-     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-     AND subscription_id NOT IN (SELECT value FROM json_each($5)) \
-     ORDER BY next_attempt_at LIMIT $4)";
+    "UPDATE outbound_deliveries SET leased_by = ?1, lease_until = ?2 \
+     WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
+     (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
+     (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
+     WHERE status = 'pending' AND next_attempt_at <= ?3 \
+     AND (lease_until IS NULL OR lease_until < ?3) \
+     AND subscription_id NOT IN (SELECT key FROM json_each(?5) WHERE value >= ?6) \
+     ORDER BY next_attempt_at LIMIT ?4)) AS due \
+     WHERE rank <= ?6 - COALESCE((SELECT value FROM json_each(?5) \
+     WHERE key = due.subscription_id), 0)) RETURNING id";
 
-/// The deliveries one claim leased; the due range keeps it on the due index.
-const CLAIMED: &str = "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.attempts, \
-     d.retry_step, d.created_at, d.lease_until, e.body, s.url, s.enabled, s.deleted_at, \
-     s.secret, s.previous_secret, s.previous_expires_at \
-     FROM outbound_deliveries d JOIN outbound_events e ON e.id = d.event_id \
-     JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-     AND d.leased_by = $1 AND d.lease_until = $2";
+/// The deliveries one claim leased, by the ids it returned (`$1`), while `$2` holds them.
+macro_rules! claimed {
+    ($ids:literal) => {
+        concat!(
+            "SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.attempts, \
+             d.retry_step, d.created_at, d.lease_until, e.body, s.url, s.enabled, s.deleted_at, \
+             s.secret, s.previous_secret, s.previous_expires_at \
+             FROM outbound_deliveries d JOIN outbound_events e ON e.id = d.event_id \
+             JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+             WHERE d.id ",
+            $ids,
+            " AND d.leased_by = $2"
+        )
+    };
+}
 
 impl Store {
     pub async fn insert_subscription(&self, s: &SubscriptionRow) -> sqlx::Result<()> {
@@ -366,15 +408,15 @@ impl Store {
         Ok(())
     }
 
-    /// Leases up to `limit` due deliveries to `owner` until `lease_until`, none of the
-    /// subscriptions in `skip`.
+    /// Leases to `owner` until `lease_until` what `room` allows of the `limit` deliveries
+    /// due soonest.
     pub async fn claim_deliveries(
         &self,
         owner: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
-        skip: &[String],
+        room: &Room,
     ) -> sqlx::Result<Vec<Claim>> {
         // Most polls find nothing due: a read answers them without taking SQLite's write
         // lock from the fire committer.
@@ -390,42 +432,62 @@ impl Store {
         if due.is_none() {
             return Ok(vec![]);
         }
-        let claimed = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(CLAIM_POSTGRES)
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .bind(skip)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            // Through the fire committer, whose batches it joins, rather than waiting for
-            // SQLite's write lock behind them.
-            Backend::Sqlite { committer, .. } => committer
-                .claim(Lease {
-                    owner: owner.to_owned(),
-                    until: lease_until,
-                    now,
-                    limit,
-                    skip: serde_json::json!(skip).to_string(),
-                })
-                .await
-                .map_err(|e| {
-                    sqlx::Error::Protocol(format!("claiming through the committer: {e}"))
-                })?,
+        let claims: Vec<Claim> = match &self.backend {
+            Backend::Postgres(pool) => {
+                let ids: Vec<String> = sqlx::query_scalar(CLAIM_POSTGRES)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(room.full())
+                    .bind(room.per_endpoint)
+                    .bind(room.held.iter().map(|(id, _)| id).collect::<Vec<_>>())
+                    .bind(room.held.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+                    .fetch_all(pool)
+                    .await?;
+                if ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                sqlx::query_as(claimed!("= ANY($1)"))
+                    .bind(ids)
+                    .bind(owner)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Sqlite {
+                committer, read, ..
+            } => {
+                // Through the fire committer, whose batches it joins, rather than waiting
+                // for SQLite's write lock behind them.
+                let ids = committer
+                    .claim(Lease {
+                        owner: owner.to_owned(),
+                        until: lease_until,
+                        now,
+                        limit,
+                        per_endpoint: room.per_endpoint,
+                        held: serde_json::Value::Object(
+                            room.held
+                                .iter()
+                                .map(|(id, n)| (id.clone(), (*n).into()))
+                                .collect(),
+                        )
+                        .to_string(),
+                    })
+                    .await
+                    .map_err(|e| {
+                        sqlx::Error::Protocol(format!("claiming through the committer: {e}"))
+                    })?;
+                if ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                sqlx::query_as(claimed!("IN (SELECT value FROM json_each($1))"))
+                    .bind(serde_json::json!(ids).to_string())
+                    .bind(owner)
+                    .fetch_all(read)
+                    .await?
+            }
         };
-        if claimed == 0 {
-            return Ok(vec![]);
-        }
-        let claims: Vec<Claim> = with_read!(self, pool => {
-            sqlx::query_as(CLAIMED)
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .fetch_all(pool)
-                .await?
-        });
         claims
             .into_iter()
             .map(|c| {
@@ -438,21 +500,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Gives a claimed delivery back before its lease ends.
-    pub async fn release_lease(&self, id: &str, owner: &str) -> sqlx::Result<()> {
-        with_write!(self, pool => {
-            sqlx::query(
-                "UPDATE outbound_deliveries SET leased_by = NULL, lease_until = NULL \
-                 WHERE id = $1 AND leased_by = $2",
-            )
-            .bind(id)
-            .bind(owner)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
     }
 
     /// Extends `owner`'s lease on a delivery; `false` when another process took it over.

@@ -484,6 +484,41 @@ async fn an_endpoint_gets_at_most_its_share_of_concurrent_requests(backend: Back
     assert!(most <= 2, "{most} requests at once");
 }
 
+/// A slow endpoint with a backlog does not hold up another: each claim takes only what an
+/// endpoint may hold, so the fast endpoint's events go out while the slow one's wait.
+async fn a_backlogged_endpoint_does_not_hold_up_another(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), |s| {
+        outbound_settings(s);
+        s.outbound.max_in_flight_per_endpoint = 1;
+    })
+    .await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    let (_, slow) = subscribe(&app, &receiver.url("/slow?delay_ms=200"), json!(["*"])).await;
+    let (_, fast) = subscribe(&app, &receiver.url("/fast"), json!(["trigger.fired"])).await;
+    receiver.set_secrets(&[&slow, &fast]).await;
+    for i in 0..8 {
+        fire(&app, &trigger, &format!("b{i}@backlog.test")).await;
+    }
+    let log = receiver
+        .wait_for(Duration::from_secs(30), |log| {
+            accepted(log, "/fast").count() == 8
+        })
+        .await;
+    // Three events per fire reach the slow endpoint, one at a time, 200 ms each.
+    let slow_done = accepted(&log, "/slow").count();
+    assert!(
+        slow_done < 24,
+        "the fast endpoint waited for all {slow_done} slow events"
+    );
+    let log = receiver
+        .wait_for(Duration::from_secs(30), |log| {
+            accepted(log, "/slow").count() == 24
+        })
+        .await;
+    assert_eq!(accepted(&log, "/fast").count(), 8);
+}
+
 /// After a rotation messages verify with the old and the new secret; neither secret is
 /// shown again.
 async fn a_rotated_secret_and_the_old_one_both_verify(backend: Backend) {
@@ -720,6 +755,7 @@ crate::each_backend!(
     each_fire_is_one_event_delivered_after_retries,
     gone_disables_the_subscription_and_a_retry_sends_again,
     an_endpoint_gets_at_most_its_share_of_concurrent_requests,
+    a_backlogged_endpoint_does_not_hold_up_another,
     a_private_address_is_refused_at_send_time,
     subscriptions_get_the_event_types_they_ask_for,
     a_rotated_secret_and_the_old_one_both_verify,

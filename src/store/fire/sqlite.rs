@@ -66,7 +66,7 @@ enum Work {
 enum Done {
     Fire(FireWritten),
     Written,
-    Claimed(u64),
+    Claimed(Vec<String>),
 }
 
 /// Writes one job on an open transaction or savepoint.
@@ -130,11 +130,11 @@ impl Committer {
         self.run(Work::Attempt(Box::new(attempt))).await.map(|_| ())
     }
 
-    /// Leases due outbound deliveries in the next batch; answers how many.
-    pub(in crate::store) async fn claim(&self, lease: Lease) -> Result<u64, FireError> {
+    /// Leases due outbound deliveries in the next batch; answers their ids.
+    pub(in crate::store) async fn claim(&self, lease: Lease) -> Result<Vec<String>, FireError> {
         match self.run(Work::Claim(Box::new(lease))).await? {
-            Done::Claimed(n) => Ok(n),
-            Done::Fire(_) | Done::Written => unreachable!("a claim answers with its count"),
+            Done::Claimed(ids) => Ok(ids),
+            Done::Fire(_) | Done::Written => unreachable!("a claim answers with its ids"),
         }
     }
 
@@ -255,17 +255,22 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Leases due outbound deliveries; answers how many.
-    fn claim_outbound(&self, lease: &Lease) -> rusqlite::Result<u64> {
-        // SQLite numbers `$n` parameters by first appearance, and `$5` comes before `$4`.
-        let claimed = self.0.prepare_cached(CLAIM_SQLITE)?.execute(params![
-            lease.owner,
-            lease.until,
-            lease.now,
-            lease.skip,
-            lease.limit
-        ])?;
-        Ok(claimed as u64)
+    /// Leases due outbound deliveries; answers their ids.
+    fn claim_outbound(&self, lease: &Lease) -> rusqlite::Result<Vec<String>> {
+        self.0
+            .prepare_cached(CLAIM_SQLITE)?
+            .query_map(
+                params![
+                    lease.owner,
+                    lease.until,
+                    lease.now,
+                    lease.limit,
+                    lease.held,
+                    lease.per_endpoint
+                ],
+                |row| row.get(0),
+            )?
+            .collect()
     }
 }
 
