@@ -134,7 +134,7 @@ pub struct Pruned {
 /// Where a retention pass cuts: rows received (keys claimed) before these instants go.
 #[derive(Debug, Clone, Copy)]
 pub struct Cutoffs {
-    /// Inbound deliveries received, and outbound ones finished, before this go.
+    /// Inbound deliveries received, and finished outbound ones created, before this go.
     pub deliveries_before_ms: i64,
     /// `api` Idempotency-Keys.
     pub api_keys_before_ms: i64,
@@ -329,26 +329,25 @@ impl Store {
         const FIRE_KEYS: &str = "DELETE FROM fire_keys WHERE (org_id, scope, key_index) IN \
              (SELECT org_id, scope, key_index FROM fire_keys WHERE created_at < $1 \
               AND (scope = 'api' OR created_at < $2) LIMIT $3)";
-        // Finished outbound deliveries: their attempts first (they reference them), then
-        // the deliveries, then events none of whose deliveries remain. A delivery that
-        // is still retrying keeps its event.
+        // Finished outbound deliveries created before the cutoff: their attempts first
+        // (they reference them), then the deliveries, then events none of whose
+        // deliveries remain. A delivery that is still retrying keeps its event.
         const OUTBOUND_ATTEMPTS: &str = "DELETE FROM outbound_attempts WHERE delivery_id IN \
-             (SELECT id FROM outbound_deliveries WHERE status IN ('succeeded', 'failed') \
-              AND next_attempt_at < $1 LIMIT $2)";
+             (SELECT id FROM outbound_deliveries WHERE id < $1 \
+              AND status IN ('succeeded', 'failed') LIMIT $2)";
         const OUTBOUND_DELIVERIES: &str = "DELETE FROM outbound_deliveries WHERE id IN \
              (SELECT d.id FROM outbound_deliveries d \
-              WHERE d.status IN ('succeeded', 'failed') AND d.next_attempt_at < $1 \
+              WHERE d.id < $1 AND d.status IN ('succeeded', 'failed') \
               AND NOT EXISTS (SELECT 1 FROM outbound_attempts a WHERE a.delivery_id = d.id) \
               LIMIT $2)";
         const OUTBOUND_EVENTS: &str = "DELETE FROM outbound_events WHERE id IN \
              (SELECT e.id FROM outbound_events e WHERE e.id < $1 \
               AND NOT EXISTS (SELECT 1 FROM outbound_deliveries d WHERE d.event_id = e.id) \
               LIMIT $2)";
-        let before = cutoffs.deliveries_before_ms;
-        // Delivery and event ids are ULIDs, which sort by creation time: the first id of
-        // the cutoff's millisecond is the first one kept.
+        // Delivery, outbound delivery and event ids are ULIDs, which sort by creation
+        // time: the first id of the cutoff's millisecond is the first one kept.
         let first_kept = |prefix| {
-            let at = u64::try_from(before).unwrap_or(0);
+            let at = u64::try_from(cutoffs.deliveries_before_ms).unwrap_or(0);
             format!("{prefix}_{}", ulid::Ulid::from_parts(at, 0))
         };
         /// Runs a batched DELETE (its parameters, then the batch size) until a batch
@@ -381,8 +380,8 @@ impl Store {
         );
         let mut outbound_deliveries = 0;
         loop {
-            in_batches!(OUTBOUND_ATTEMPTS, before);
-            let deleted = in_batches!(OUTBOUND_DELIVERIES, before);
+            in_batches!(OUTBOUND_ATTEMPTS, first_kept(ids::OUTBOUND_DELIVERY));
+            let deleted = in_batches!(OUTBOUND_DELIVERIES, first_kept(ids::OUTBOUND_DELIVERY));
             outbound_deliveries += deleted;
             if deleted == 0 {
                 break;
