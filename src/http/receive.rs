@@ -2,15 +2,15 @@
 //! pipeline, render what it came to. Every request of a known connection reaches the
 //! pipeline, refused or not, so the delivery log misses none.
 
-use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorType};
-use super::{body, State};
+use super::{body, input, State};
 use crate::domain::IgnoreReason;
 use crate::pipeline::{Delivered, Fired, Outcome, Rejection};
 
@@ -58,6 +58,22 @@ impl Received {
     }
 }
 
+/// Where receive URLs live: `PREFIX/<provider>/webhook/<connection id>`.
+pub const PREFIX: &str = "/api/integrations";
+/// The receive URL's route, as metrics name it.
+pub const ROUTE: &str = "/api/integrations/{provider}/webhook/{connection_id}";
+
+/// The provider and connection id of a receive URL's path, `None` for any other path.
+pub(super) fn receive_url(path: &str) -> Option<(&str, &str)> {
+    let mut segments = path.strip_prefix(PREFIX)?.strip_prefix('/')?.split('/');
+    let (provider, webhook, connection_id) = (segments.next()?, segments.next()?, segments.next()?);
+    let matched = segments.next().is_none()
+        && webhook == "webhook"
+        && !provider.is_empty()
+        && !connection_id.is_empty();
+    matched.then_some((provider, connection_id))
+}
+
 fn not_found() -> ApiError {
     ApiError::not_found(
         "CONNECTION_NOT_FOUND",
@@ -65,17 +81,26 @@ fn not_found() -> ApiError {
     )
 }
 
+/// Every request under [`PREFIX`]: a receive URL takes POST alone (405 otherwise), and
+/// any other path there is an unknown route.
 pub async fn receive(
     req: HttpRequest,
-    path: web::Path<(String, String)>,
     payload: web::Payload,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
-    let (provider, connection_id) = path.into_inner();
+    let Some((provider, connection_id)) = receive_url(req.path()) else {
+        return super::ops::not_found().await;
+    };
+    if req.method() != Method::POST {
+        let mut res = input::method_not_allowed();
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return Ok(res);
+    }
     // An unknown URL belongs to no org: answered, not logged.
     let connection = state
         .store
-        .live_connection(&connection_id)
+        .live_connection(connection_id)
         .await?
         .filter(|c| c.row.provider == provider)
         .ok_or_else(not_found)?;
@@ -123,7 +148,7 @@ pub async fn receive(
         // Logged as a sampled summary; a flood of bad signatures on one connection is
         // answered 429 (good deliveries still verify and pass).
         let id = &connection.row.id;
-        state.limits.log_rejection(id, &provider, e.reason());
+        state.limits.log_rejection(id, provider, e.reason());
         if let Some(rate) = state.limits.failed_verification(id) {
             req.extensions_mut().insert(rate);
             return Err(rate.error());
@@ -193,5 +218,31 @@ fn refusal(rejection: Rejection, max_body_bytes: usize) -> ApiError {
             ),
             MapError::MissingEvent(field) => ApiError::invalid(field, e.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::receive_url;
+
+    #[test]
+    fn receive_urls_are_matched_segment_by_segment() {
+        assert_eq!(
+            receive_url("/api/integrations/clerk/webhook/con_1"),
+            Some(("clerk", "con_1"))
+        );
+        for other in [
+            "/api/integrations",
+            "/api/integrations/",
+            "/api/integrations/clerk/webhook",
+            "/api/integrations/clerk/webhook/",
+            "/api/integrations/clerk/webhook/con_1/",
+            "/api/integrations/clerk/webhook/con_1/more",
+            "/api/integrations/clerk/hook/con_1",
+            "/api/integrations//webhook/con_1",
+            "/api/integrationsx/clerk/webhook/con_1",
+        ] {
+            assert_eq!(receive_url(other), None, "{other}");
+        }
     }
 }

@@ -80,9 +80,43 @@ mod metrics {
         assert_eq!(reply.headers["allow"], "GET");
     }
 
+    /// Requests are counted by route: receive URLs under one route whatever their ids,
+    /// paths that match no route as `unmatched`.
+    async fn requests_are_counted_by_route(backend: Backend) {
+        let app = crate::helpers::spawn_app(backend).await;
+        for connection in ["con_a", "con_b"] {
+            let path = format!("/api/integrations/clerk/webhook/{connection}");
+            assert_eq!(app.post_raw(&path, "{}").await.status, 404);
+        }
+        assert_eq!(
+            app.post_raw("/api/integrations/clerk", "{}").await.status,
+            404
+        );
+        let scraped = app.client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(scraped.status(), 200);
+        let text = scraped.text().await.unwrap();
+        let count = |labels: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("firehook_http_requests_total{{{labels}}} ")))
+                .map(|n| n.trim().to_owned())
+        };
+        assert_eq!(
+            count(r#"route="/api/integrations/{provider}/webhook/{connection_id}",status="404""#)
+                .as_deref(),
+            Some("2"),
+            "{text}"
+        );
+        assert_eq!(
+            count(r#"route="unmatched",status="404""#).as_deref(),
+            Some("1"),
+            "{text}"
+        );
+    }
+
     crate::each_backend!(
         metrics_can_require_a_token,
-        metrics_can_have_a_listener_of_their_own
+        metrics_can_have_a_listener_of_their_own,
+        requests_are_counted_by_route
     );
 }
 
