@@ -750,8 +750,60 @@ async fn retention_prunes_finished_outbound_deliveries(backend: Backend) {
     assert_eq!(app.fires_of(&trigger).await.len(), 3, "fires stay");
 }
 
+/// Retention never takes a delivery that is still retrying, nor the event it will send:
+/// with `retention.deliveries_days = 0`, the finished deliveries go and the retrying ones
+/// stay, with their events.
+async fn retention_keeps_deliveries_still_retrying(backend: Backend) {
+    let app = spawn_app_with(backend, firehook::clock::Clock::system(), |s| {
+        outbound_settings(s);
+        s.outbound.retry_schedule = vec![600.0];
+    })
+    .await;
+    let receiver = Receiver::start();
+    let trigger = published_trigger(&app).await;
+    let (_, up) = subscribe(&app, &receiver.url("/up"), json!(["trigger.fired"])).await;
+    let (down, down_secret) = subscribe(
+        &app,
+        &receiver.url("/down?status=500"),
+        json!(["trigger.fired"]),
+    )
+    .await;
+    receiver.set_secrets(&[&up, &down_secret]).await;
+    for i in 0..2 {
+        fire(&app, &trigger, &format!("r{i}@retrying.test")).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = deliveries(&app, "").await;
+        let succeeded = all.iter().filter(|d| d["status"] == "succeeded").count();
+        let tried = all
+            .iter()
+            .filter(|d| d["status"] == "pending" && d["attemptCount"] == 1)
+            .count();
+        if (succeeded, tried) == (2, 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let printed = prune_everything(&app.database_url);
+    assert!(
+        printed.contains("2 outbound deliveries and 0 outbound events"),
+        "{printed}"
+    );
+    let kept = deliveries(&app, "").await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for delivery in &kept {
+        assert_eq!(delivery["subscriptionId"], down.as_str());
+        assert_eq!(delivery["status"], "pending");
+        assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1);
+    }
+}
+
 crate::each_backend!(
     retention_prunes_finished_outbound_deliveries,
+    retention_keeps_deliveries_still_retrying,
     each_fire_is_one_event_delivered_after_retries,
     gone_disables_the_subscription_and_a_retry_sends_again,
     an_endpoint_gets_at_most_its_share_of_concurrent_requests,
