@@ -145,9 +145,14 @@ fn for_status(status: StatusCode) -> ApiError {
     ApiError::new(status, kind, code, reason)
 }
 
-/// The answer for a route that exists but not with the request's method.
-pub fn method_not_allowed() -> HttpResponse {
-    for_status(StatusCode::METHOD_NOT_ALLOWED).error_response()
+/// The answer for a route that exists but not with the request's method; `allow` lists
+/// the methods it serves.
+pub fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut res = for_status(StatusCode::METHOD_NOT_ALLOWED).error_response();
+    if let Ok(value) = HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue, ALLOW};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, Handler, HttpMessage, Resource, Responder};
@@ -135,10 +135,7 @@ impl Resources {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
             let allow = allow.join(", ");
             cfg.service(resource.default_service(web::to(move || {
-                let mut res = input::method_not_allowed();
-                if let Ok(value) = HeaderValue::from_str(&allow) {
-                    res.headers_mut().insert(ALLOW, value);
-                }
+                let res = input::method_not_allowed(&allow);
                 async move { res }
             })));
         }

@@ -2,7 +2,7 @@
 //! pipeline, render what it came to. Every request of a known connection reaches the
 //! pipeline, refused or not, so the delivery log misses none.
 
-use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use adapters::{Headers, Inbound, MapError};
@@ -92,10 +92,7 @@ pub async fn receive(
         return super::ops::not_found().await;
     };
     if req.method() != Method::POST {
-        let mut res = input::method_not_allowed();
-        res.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return Ok(res);
+        return Ok(input::method_not_allowed("POST"));
     }
     // An unknown URL belongs to no org: answered, not logged.
     let connection = state

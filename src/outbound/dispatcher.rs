@@ -225,14 +225,19 @@ impl Dispatcher {
         self.inner.settings.timeout().as_millis() as i64
     }
 
+    /// Concurrent requests per endpoint.
+    fn permits(&self) -> usize {
+        self.inner.settings.max_in_flight_per_endpoint.max(1)
+    }
+
     /// What may be held per endpoint: its permits and a queue behind them, so each send
     /// finds the next one waiting.
     fn cap(&self) -> usize {
-        self.inner.settings.max_in_flight_per_endpoint.max(1) * HELD_PER_PERMIT
+        self.permits() * HELD_PER_PERMIT
     }
 
     async fn claim(&self) -> sqlx::Result<()> {
-        let permits = self.inner.settings.max_in_flight_per_endpoint.max(1);
+        let permits = self.permits();
         let cap = self.cap();
         let (free, room) = {
             let held = self.inner.held.lock().expect("held");
