@@ -34,10 +34,10 @@ pub struct Arrival {
 }
 
 impl Arrival {
-    /// Packs the body for storage (see `packed`).
+    /// Packs the body for storage, with its provider's dictionary (see `packed`).
     pub(super) fn pack_body(&mut self) {
         if let Some(body) = &mut self.body {
-            body.pack();
+            body.pack(&self.provider);
         }
     }
 }
