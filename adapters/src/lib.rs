@@ -222,3 +222,11 @@ pub enum MapError {
 pub fn map(verified: &Verified, options: &Value, now_unix: i64) -> Result<Delivery, MapError> {
     providers::map(verified, options, now_unix)
 }
+
+/// The dedupe id [`map`] would answer, where the provider's id is in a header or is a hash
+/// of the body, so that a repeat can be recognised without parsing its body; `None` for
+/// providers whose id is inside the body.
+pub fn dedupe_id_before_parsing(verified: &Verified) -> Option<String> {
+    let mapping = verified.provider().def().mapping;
+    (mapping.dedupe_before_parsing)(verified.headers(), verified.body())
+}

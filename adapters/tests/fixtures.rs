@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use firehook_adapters::{
-    map, verify, Action, Delivery, Headers, Inbound, Provider, Secret, Verified, VerifyError,
+    dedupe_id_before_parsing, map, verify, Action, Delivery, Headers, Inbound, Provider, Secret,
+    Verified, VerifyError,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -314,6 +315,35 @@ fn fixtures_verify_at_their_timestamp_and_map_as_expected() {
             map(&verified, &f.options(), f.timestamp).map_err(|e| format!("map failed: {e}"))?;
         check_delivery(f, &delivery)
     });
+}
+
+/// The pipeline answers a repeat from the dedupe id it reads before parsing, so that id
+/// must be the one mapping gives, wherever a provider has one.
+#[test]
+fn the_dedupe_id_known_before_parsing_is_the_mapped_one() {
+    let mut known = std::collections::BTreeSet::new();
+    for_each_fixture("dedupe id before parsing", |f| {
+        let verified = f
+            .verify_at(f.timestamp)
+            .map_err(|e| format!("verify failed: {e}"))?;
+        let delivery =
+            map(&verified, &f.options(), f.timestamp).map_err(|e| format!("map failed: {e}"))?;
+        match dedupe_id_before_parsing(&verified) {
+            None => Ok(()),
+            Some(id) if id == delivery.dedupe_id => {
+                known.insert(f.provider.clone());
+                Ok(())
+            }
+            Some(id) => Err(format!(
+                "{id:?} before parsing, {:?} mapped",
+                delivery.dedupe_id
+            )),
+        }
+    });
+    let expected = [
+        "brevo", "brimble", "clerk", "shopify", "standard", "stytch", "supabase",
+    ];
+    assert_eq!(known, expected.map(String::from).into_iter().collect());
 }
 
 #[test]

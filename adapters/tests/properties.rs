@@ -12,7 +12,9 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use firehook_adapters::{map, verify, Headers, Inbound, Provider, Scheme, Secret, Verified};
+use firehook_adapters::{
+    dedupe_id_before_parsing, map, verify, Headers, Inbound, Provider, Scheme, Secret, Verified,
+};
 use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use proptest::prelude::*;
@@ -152,7 +154,8 @@ fn headers_of(pairs: &[(String, String)]) -> Headers {
         .collect()
 }
 
-/// Verifies, then maps the bytes as if they had verified: neither may panic.
+/// Verifies, then maps the bytes as if they had verified: neither may panic, and a dedupe
+/// id known before parsing is the one mapping gives.
 fn exercise(provider: Provider, headers: &Headers, body: &[u8], query: Option<&str>, now: i64) {
     let secrets = [Secret::new("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")];
     let inbound = Inbound {
@@ -163,7 +166,12 @@ fn exercise(provider: Provider, headers: &Headers, body: &[u8], query: Option<&s
     let _ = verify(provider, &inbound, &secrets, now);
     let _ = verify(provider, &inbound, &[], now);
     let delivery = Verified::read_back(provider, headers.clone(), body.to_vec());
-    let _ = map(&delivery, &json!({}), now);
+    if let (Ok(mapped), Some(early)) = (
+        map(&delivery, &json!({}), now),
+        dedupe_id_before_parsing(&delivery),
+    ) {
+        assert_eq!(early, mapped.dedupe_id, "{}", provider.slug());
+    }
     let _ = map(&delivery, &json!({"emailPath": "data.email"}), now);
 }
 

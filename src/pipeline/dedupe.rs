@@ -43,6 +43,8 @@ pub(super) fn claim_key(org_id: &str, scope: &str, key: &str) -> ClaimKey {
 #[derive(Debug)]
 pub(super) struct Claimed {
     request_hash: Box<str>,
+    /// The event name of a receive-URL delivery; empty for an API fire.
+    event: Box<str>,
     instance_id: Box<str>,
     received_at_ms: i64,
     runs: Box<[ClaimedRun]>,
@@ -56,9 +58,10 @@ struct ClaimedRun {
 }
 
 impl Claimed {
-    pub(super) fn new(request_hash: &str, fired: &Fired) -> Claimed {
+    pub(super) fn new(request_hash: &str, event: &str, fired: &Fired) -> Claimed {
         Claimed {
             request_hash: request_hash.into(),
+            event: event.into(),
             instance_id: fired.instance_id.as_str().into(),
             received_at_ms: fired.received_at_ms,
             runs: fired
@@ -71,6 +74,10 @@ impl Claimed {
                 })
                 .collect(),
         }
+    }
+
+    pub(super) fn event(&self) -> &str {
+        &self.event
     }
 
     /// Whether the key's window has closed at `now_ms`.

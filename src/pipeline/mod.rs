@@ -210,6 +210,11 @@ impl Pipeline {
     ) -> Result<Delivered, PipelineError> {
         let provider = connection.provider;
         let now_ms = arrival.received_at_ms;
+        if replay.is_none() {
+            if let Some(claimed) = self.remembered(connection, verified).await {
+                return Ok(self.remembered_repeat(connection, verified, arrival, &claimed));
+            }
+        }
         let delivery = match adapters::map(verified, &connection.options, now_ms.div_euclid(1000)) {
             Ok(delivery) => delivery,
             Err(e) => {
@@ -238,7 +243,14 @@ impl Pipeline {
             None => {
                 let mut arrival = self.log_deliveries.then_some(arrival);
                 let outcome = self
-                    .once(&row.org_id, Some(claim), false, &mut arrival, write)
+                    .once(
+                        &row.org_id,
+                        &delivery.event,
+                        Some(claim),
+                        false,
+                        &mut arrival,
+                        write,
+                    )
                     .await?;
                 // Answered without a write of this request's own (a repeat the cache
                 // knew, or one that waited for the first): logged as a duplicate, in the
@@ -282,6 +294,62 @@ impl Pipeline {
             trigger_id,
             outcome,
         })
+    }
+
+    /// The earlier fire of a delivery's provider event id, when this process remembers it
+    /// and the id is known without parsing the body (see
+    /// `adapters::dedupe_id_before_parsing`): a provider's retries, and a flood of one
+    /// captured request, are answered without the cost of mapping them.
+    async fn remembered(
+        &self,
+        connection: &LiveConnection,
+        verified: &adapters::Verified,
+    ) -> Option<Arc<Claimed>> {
+        let key = adapters::dedupe_id_before_parsing(verified)?;
+        let row = &connection.row;
+        let claimed = self
+            .claims
+            .get(&dedupe::claim_key(&row.org_id, &row.id, &key))
+            .await?;
+        // A closed window is left to the full path, which forgets the entry.
+        (!claimed.window_closed(self.clock.now_ms(), self.window_ms)).then_some(claimed)
+    }
+
+    /// Answers a repeat found by [`remembered`](Self::remembered) as the full path answers
+    /// a repeat the cache knew: `duplicate`, logged in the background.
+    fn remembered_repeat(
+        &self,
+        connection: &LiveConnection,
+        verified: &adapters::Verified,
+        mut arrival: Arrival,
+        claimed: &Claimed,
+    ) -> Delivered {
+        let provider = connection.provider;
+        let event = claimed.event().to_owned();
+        let trigger_id = format!("{}:{}:{}", provider.slug(), connection.row.id, event);
+        // Receive-URL keys are claimed without a request hash.
+        let outcome = claimed.answer("");
+        let (delivery_id, now_ms) = (arrival.id.clone(), arrival.received_at_ms);
+        if self.log_deliveries {
+            if let Outcome::Replay(earlier) | Outcome::Conflict(earlier) = &outcome {
+                arrival.event = Some(event.clone());
+                arrival.trigger_id = Some(trigger_id.clone());
+                arrival.body = Some(PackedBody::as_received(verified.body().to_vec()));
+                let verdict = duplicate_of(&earlier.instance_id);
+                self.background_log
+                    .push(LoggedDelivery { arrival, verdict });
+            }
+        }
+        self.count(provider.slug(), &outcome);
+        let data = announce::answered(connection, now_ms, &delivery_id, &event, &outcome);
+        self.events
+            .publish(&connection.row.org_id, StreamEventType::Delivery, data);
+        Delivered::Answered {
+            delivery_id,
+            event,
+            trigger_id,
+            outcome,
+        }
     }
 
     /// Records which secret verified a delivery, once a minute per secret. A failure is
@@ -505,7 +573,7 @@ impl Pipeline {
             delivery: None,
         };
         let outcome = self
-            .once(org_id, claim, true, &mut None, async { Ok(write) })
+            .once(org_id, "", claim, true, &mut None, async { Ok(write) })
             .await?;
         self.count(API_SOURCE, &outcome);
         Ok(ApiFired::Fired { resolved, outcome })
@@ -518,6 +586,7 @@ impl Pipeline {
     async fn once(
         &self,
         org_id: &str,
+        event: &str,
         claim: Option<KeyClaim>,
         release_key_without_runs: bool,
         delivery: &mut Option<Arrival>,
@@ -553,7 +622,7 @@ impl Pipeline {
                 write.delivery = delivery.take();
                 match self.commit(write).await.map_err(ClaimError::Failed)? {
                     Committed::Fresh(outcome, fired) => {
-                        let claimed = Claimed::new(&request_hash, &fired);
+                        let claimed = Claimed::new(&request_hash, event, &fired);
                         if release_key_without_runs && fired.runs.is_empty() {
                             return Err(ClaimError::Released(outcome));
                         }
@@ -562,6 +631,7 @@ impl Pipeline {
                     }
                     Committed::Earlier(earlier) => Ok(Arc::new(Claimed::new(
                         &earlier.request_hash,
+                        event,
                         &earlier.fired,
                     ))),
                 }

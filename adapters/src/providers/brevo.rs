@@ -6,9 +6,7 @@
 
 use serde_json::Value;
 
-use super::{
-    aliased, event, id, string_field, text, ConnectionOptions, Input, Mapping, Record,
-};
+use super::{ConnectionOptions, Input, Mapping, Record, aliased, body_hash_only, event, id, string_field, text};
 use crate::{Action, Delivery, EventSpec, FieldSpec, MapError, SkipReason};
 
 pub(super) const MAPPING: Mapping = Mapping {
@@ -16,6 +14,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: &[],
     map,
+    dedupe_before_parsing: body_hash_only,
     options: ConnectionOptions::NONE,
 };
 

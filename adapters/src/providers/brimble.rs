@@ -4,9 +4,7 @@
 
 use serde_json::Value;
 
-use super::{
-    at, event, id, number_field, string_field, text, ConnectionOptions, Input, Mapping, Record,
-};
+use super::{ConnectionOptions, Input, Mapping, Record, at, body_hash_only, event, id, number_field, string_field, text};
 use crate::{Action, Delivery, EventSpec, FieldSpec, MapError, SkipReason};
 
 pub(super) const MAPPING: Mapping = Mapping {
@@ -14,6 +12,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    dedupe_before_parsing: body_hash_only,
     options: ConnectionOptions::NONE,
 };
 

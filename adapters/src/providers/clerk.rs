@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, event, int, string_field, text, Input, Record};
+use super::{ConnectionOptions, Input, Mapping, Record, event, int, string_field, svix_id_or_body_hash, text};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -43,6 +43,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    dedupe_before_parsing: svix_id_or_body_hash,
     options: ConnectionOptions::NONE,
 };
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, at, plausible_email, text, Input, Record};
+use super::{ConnectionOptions, Input, Mapping, Record, at, plausible_email, read_from_body, text};
 use crate::{Delivery, MapError};
 
 /// Where the email is looked for when the connection names no `emailPath`.
@@ -21,6 +21,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: &[],
     identity: &[],
     map,
+    dedupe_before_parsing: read_from_body,
     options: ConnectionOptions::NONE,
 };
 

@@ -61,7 +61,36 @@ pub(crate) struct Mapping {
     pub(crate) fields: &'static [FieldSpec],
     pub(crate) identity: &'static [&'static str],
     pub(crate) map: fn(&Input) -> Result<Delivery, MapError>,
+    /// The dedupe id `map` answers, where the headers or the raw bytes give it without
+    /// parsing the body (a Svix message id, a hash of the body); `None` where it is read
+    /// from the body. Lets the pipeline answer a repeat before parsing it.
+    pub(crate) dedupe_before_parsing: fn(&Headers, &[u8]) -> Option<String>,
     pub(crate) options: ConnectionOptions,
+}
+
+/// The Svix / Standard Webhooks message id.
+fn svix_id(headers: &Headers) -> Option<String> {
+    header(headers, &["svix-id", "webhook-id"])
+}
+
+/// Hex SHA-256 of the verified body: the dedupe id of deliveries without an event id.
+fn body_hash(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}
+
+/// `dedupe_before_parsing` of senders whose id is the Svix message id, else the body's hash.
+fn svix_id_or_body_hash(headers: &Headers, raw: &[u8]) -> Option<String> {
+    Some(svix_id(headers).unwrap_or_else(|| body_hash(raw)))
+}
+
+/// `dedupe_before_parsing` of senders whose deliveries carry no id: the body's hash.
+fn body_hash_only(_: &Headers, raw: &[u8]) -> Option<String> {
+    Some(body_hash(raw))
+}
+
+/// `dedupe_before_parsing` of senders whose id is read from the body.
+fn read_from_body(_: &Headers, _: &[u8]) -> Option<String> {
+    None
 }
 
 /// How a connection's `options` shape what it provisions (Supabase `tables`).
@@ -129,7 +158,7 @@ impl Input<'_> {
 
     /// The Svix / Standard Webhooks message id.
     fn svix_id(&self) -> Option<String> {
-        header(self.headers, &["svix-id", "webhook-id"])
+        svix_id(self.headers)
     }
 
     /// An id carried in the body at `path`.
@@ -139,7 +168,7 @@ impl Input<'_> {
 
     /// Hex SHA-256 of the verified body: the dedupe id of deliveries without an event id.
     fn body_hash(&self) -> String {
-        hex::encode(Sha256::digest(self.raw))
+        body_hash(self.raw)
     }
 
     /// The RFC 3339 time of a deletion: the payload's own time when it has one, else now.

@@ -3,9 +3,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, 
-    array_field, at, event, int, number_field, rfc3339, string_field, text, Input, Record,
-};
+use super::{ConnectionOptions, Input, Mapping, Record, array_field, at, event, int, number_field, read_from_body, rfc3339, string_field, text};
 use crate::{Delivery, EventSpec, FieldSpec, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -44,6 +42,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    dedupe_before_parsing: read_from_body,
     options: ConnectionOptions::NONE,
 };
 

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, header, id, string_field, text, Input, Record};
-use crate::{Delivery, EventSpec, FieldSpec, MapError};
+use super::{body_hash, header, id, string_field, text, ConnectionOptions, Input, Mapping, Record};
+use crate::{Delivery, EventSpec, FieldSpec, Headers, MapError};
 
 pub(super) const EVENTS: &[EventSpec] = &[
     topic("orders.create", "orders/create"),
@@ -42,20 +42,21 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    dedupe_before_parsing: |headers, raw| Some(dedupe_id(headers, raw)),
     options: ConnectionOptions::NONE,
 };
+
+/// The event id header, else the webhook id header, else the body's hash.
+fn dedupe_id(headers: &Headers, raw: &[u8]) -> String {
+    header(headers, &["x-shopify-event-id", "shopify-event-id"])
+        .or_else(|| header(headers, &["x-shopify-webhook-id", "shopify-webhook-id"]))
+        .unwrap_or_else(|| body_hash(raw))
+}
 
 fn map(input: &Input) -> Result<Delivery, MapError> {
     let topic = header(input.headers, &["x-shopify-topic", "shopify-topic"])
         .ok_or(MapError::MissingEvent("X-Shopify-Topic"))?;
-    let dedupe_id = header(input.headers, &["x-shopify-event-id", "shopify-event-id"])
-        .or_else(|| {
-            header(
-                input.headers,
-                &["x-shopify-webhook-id", "shopify-webhook-id"],
-            )
-        })
-        .unwrap_or_else(|| input.body_hash());
+    let dedupe_id = dedupe_id(input.headers, input.raw);
     let body = &input.body;
     let mut record = Record::default();
     match topic.split('/').next() {

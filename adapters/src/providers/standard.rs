@@ -1,7 +1,7 @@
 //! Standard Webhooks senders: `{type, timestamp, data}`, the message id in the
 //! `webhook-id` header. The email is found as for generic senders.
 
-use super::{ConnectionOptions, Mapping, generic, Input, Record};
+use super::{ConnectionOptions, Input, Mapping, Record, generic, svix_id_or_body_hash};
 use crate::{Delivery, MapError};
 
 pub(super) const MAPPING: Mapping = Mapping {
@@ -9,6 +9,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: &[],
     identity: &[],
     map,
+    dedupe_before_parsing: svix_id_or_body_hash,
     options: ConnectionOptions::NONE,
 };
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, event, parse_rfc3339, string_field, text, Input, Record};
+use super::{event, parse_rfc3339, string_field, svix_id, text, ConnectionOptions, Input, Mapping, Record};
 use crate::{Action, Delivery, EventSpec, FieldSpec, MapError, SkipReason};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -30,6 +30,8 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    // Without a Svix message id, the id is the body's `event_id`.
+    dedupe_before_parsing: |headers, _| svix_id(headers),
     options: ConnectionOptions::NONE,
 };
 

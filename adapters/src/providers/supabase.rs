@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{ConnectionOptions, Mapping, at, id, string_field, text, Input, Record};
+use super::{ConnectionOptions, Input, Mapping, Record, at, body_hash_only, id, string_field, text};
 use crate::{Action, Delivery, EventSpec, FieldSpec, MapError, SkipReason};
 
 pub(super) const EVENTS: &[EventSpec] = &[
@@ -42,6 +42,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: FIELDS,
     identity: IDENTITY,
     map,
+    dedupe_before_parsing: body_hash_only,
     options: ConnectionOptions {
         validate: validate_options,
         events: table_events,
