@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::store::Store;
+use crate::startup;
 
 /// Every bundled fixture (`fixtures/<provider>/<event>.json`).
 const FIXTURES: &[&str] = &[
@@ -106,7 +106,9 @@ fn fresh_id(old: &str) -> String {
 }
 
 pub async fn run(settings: &Settings, test: SendTest) -> anyhow::Result<()> {
-    let store = Store::open(settings).await?;
+    // Opened like the other commands: on a database `serve` has not set up yet, the
+    // answer is "no connection", not a missing table.
+    let store = startup::open_store(settings).await?;
     let connection = store
         .find_connection(&test.connection_id)
         .await?

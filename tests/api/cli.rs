@@ -168,7 +168,26 @@ async fn orgs_and_keys_commands_work_while_serving(backend: Backend) {
     assert_eq!(still.status, 200);
 }
 
+/// `send-test` on a database no gateway has set up yet names what is missing (the
+/// connection), as the other commands do, rather than a table.
+async fn send_test_on_a_new_database_names_the_missing_connection(backend: Backend) {
+    let database = backend.fresh_database().await;
+    let args = [
+        "send-test",
+        "clerk",
+        "--connection",
+        "con_01NOSUCHCONNECTION",
+    ];
+    let (ok, out, err) = run_cli(&database.url, &args);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("no connection con_01NOSUCHCONNECTION"),
+        "{err}"
+    );
+}
+
 crate::each_backend!(
     first_start_prints_a_working_key_once,
     orgs_and_keys_commands_work_while_serving,
+    send_test_on_a_new_database_names_the_missing_connection,
 );
