@@ -11,7 +11,7 @@
 //! delivery, and a single body is too short for LZ4 to find them repeated. So a provider's
 //! body is compressed against a dictionary of that provider's sample bodies (the fire
 //! fixtures of `fixtures/<provider>/`, a few KiB each, in `dictionaries/`), which takes a
-//! Clerk `user.created` from about 1,100 bytes with plain LZ4 to about 300. A stored body
+//! Clerk `user.created` of 1,662 bytes from 1,167 bytes with plain LZ4 to 489. A stored body
 //! names its dictionary in its encoding, so a dictionary is never changed once shipped: a
 //! better one is added under a new version and the old one is kept for the rows it wrote.
 
