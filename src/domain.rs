@@ -197,6 +197,16 @@ vocabulary!(
     }
 );
 
+/// The id of the trigger a connection provisions for one of its provider's events:
+/// `<provider>:<connection id>:<event>`.
+pub fn integration_trigger_id(
+    provider: adapters::Provider,
+    connection_id: &str,
+    event: &str,
+) -> String {
+    format!("{}:{connection_id}:{event}", provider.slug())
+}
+
 /// A contact's key: trimmed and lower-cased, shaped like an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

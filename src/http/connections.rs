@@ -18,8 +18,8 @@ use super::page::List;
 use super::triggers::Trigger;
 use super::{page, triggers, State};
 use crate::clock::rfc3339;
-use crate::domain::DeliveryStatus;
 use crate::domain::TriggerStatus;
+use crate::domain::{integration_trigger_id, DeliveryStatus};
 use crate::ids;
 use crate::store::{ConnectionEdit, ConnectionRow, NewConnection, SecretRow, TriggerRow};
 
@@ -341,7 +341,7 @@ fn trigger_rows(
     events
         .into_iter()
         .map(|(event, key)| TriggerRow {
-            id: format!("{}:{}:{}", provider.slug(), connection.id, event),
+            id: integration_trigger_id(provider, &connection.id, &event),
             org_id: connection.org_id.clone(),
             title: format!("{} {}", provider.slug(), key),
             description: None,

@@ -29,7 +29,9 @@ use adapters::{Action, ContactRecord, Delivery, Headers, Inbound, SkipReason};
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
-use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason, TriggerStatus};
+use crate::domain::{
+    integration_trigger_id, DeliveryStatus, Email, FireOutcome, IgnoreReason, TriggerStatus,
+};
 use crate::events::{Events, StreamEventType};
 use crate::ids;
 use crate::metrics::Metrics;
@@ -224,13 +226,9 @@ impl Pipeline {
         };
 
         let row = &connection.row;
-        let trigger_id = format!("{}:{}:{}", provider.slug(), row.id, delivery.event);
+        let trigger_id = integration_trigger_id(provider, &row.id, &delivery.event);
         let delivery_id = arrival.id.clone();
-        arrival.event = Some(delivery.event.clone());
-        arrival.trigger_id = Some(trigger_id.clone());
-        if self.log_deliveries {
-            arrival.body = Some(PackedBody::as_received(verified.body().to_vec()));
-        }
+        self.label(&mut arrival, verified, &delivery.event, &trigger_id);
         let mut claim = KeyClaim {
             scope: row.id.clone(),
             key: delivery.dedupe_id.clone(),
@@ -252,16 +250,8 @@ impl Pipeline {
                         write,
                     )
                     .await?;
-                // Answered without a write of this request's own (a repeat the cache
-                // knew, or one that waited for the first): logged as a duplicate, in the
-                // background like a rejection, since it adds no data a 2xx promises.
-                if let (Some(arrival), Outcome::Replay(earlier) | Outcome::Conflict(earlier)) =
-                    (arrival, &outcome)
-                {
-                    self.background_log.push(LoggedDelivery {
-                        arrival,
-                        verdict: duplicate_of(&earlier.instance_id),
-                    });
+                if let Some(arrival) = arrival {
+                    self.log_repeat(arrival, &outcome);
                 }
                 outcome
             }
@@ -284,16 +274,64 @@ impl Pipeline {
                 outcome
             }
         };
-        self.count(provider.slug(), &outcome);
-        let data = announce::answered(connection, now_ms, &delivery_id, &delivery.event, &outcome);
-        self.events
-            .publish(&row.org_id, StreamEventType::Delivery, data);
-        Ok(Delivered::Answered {
+        Ok(self.answered(
+            connection,
+            now_ms,
             delivery_id,
-            event: delivery.event,
+            delivery.event,
             trigger_id,
             outcome,
-        })
+        ))
+    }
+
+    /// Sets what the log keeps of a mapped delivery: its event, trigger and (with the log
+    /// on) its body.
+    fn label(
+        &self,
+        arrival: &mut Arrival,
+        verified: &adapters::Verified,
+        event: &str,
+        trigger_id: &str,
+    ) {
+        arrival.event = Some(event.to_owned());
+        arrival.trigger_id = Some(trigger_id.to_owned());
+        if self.log_deliveries {
+            arrival.body = Some(PackedBody::as_received(verified.body().to_vec()));
+        }
+    }
+
+    /// Logs a delivery answered without a write of its own (a repeat the cache knew, or
+    /// one that waited for the first) as a duplicate, in the background like a rejection,
+    /// since it adds no data a 2xx promises. Any other outcome was logged by its fire.
+    fn log_repeat(&self, arrival: Arrival, outcome: &Outcome) {
+        if let Outcome::Replay(earlier) | Outcome::Conflict(earlier) = outcome {
+            self.background_log.push(LoggedDelivery {
+                arrival,
+                verdict: duplicate_of(&earlier.instance_id),
+            });
+        }
+    }
+
+    /// Counts an answered delivery, tells the events stream, and answers it.
+    fn answered(
+        &self,
+        connection: &LiveConnection,
+        now_ms: i64,
+        delivery_id: String,
+        event: String,
+        trigger_id: String,
+        outcome: Outcome,
+    ) -> Delivered {
+        self.count(connection.provider.slug(), &outcome);
+        let data = announce::answered(connection, now_ms, &delivery_id, &event, &outcome);
+        self.events
+            .publish(&connection.row.org_id, StreamEventType::Delivery, data);
+        Delivered::Answered {
+            delivery_id,
+            event,
+            trigger_id,
+            outcome,
+        }
     }
 
     /// The earlier fire of a delivery's provider event id, when this process remembers it
@@ -324,32 +362,16 @@ impl Pipeline {
         mut arrival: Arrival,
         claimed: &Claimed,
     ) -> Delivered {
-        let provider = connection.provider;
         let event = claimed.event().to_owned();
-        let trigger_id = format!("{}:{}:{}", provider.slug(), connection.row.id, event);
+        let trigger_id = integration_trigger_id(connection.provider, &connection.row.id, &event);
         // Receive-URL keys are claimed without a request hash.
         let outcome = claimed.answer("");
         let (delivery_id, now_ms) = (arrival.id.clone(), arrival.received_at_ms);
         if self.log_deliveries {
-            if let Outcome::Replay(earlier) | Outcome::Conflict(earlier) = &outcome {
-                arrival.event = Some(event.clone());
-                arrival.trigger_id = Some(trigger_id.clone());
-                arrival.body = Some(PackedBody::as_received(verified.body().to_vec()));
-                let verdict = duplicate_of(&earlier.instance_id);
-                self.background_log
-                    .push(LoggedDelivery { arrival, verdict });
-            }
+            self.label(&mut arrival, verified, &event, &trigger_id);
+            self.log_repeat(arrival, &outcome);
         }
-        self.count(provider.slug(), &outcome);
-        let data = announce::answered(connection, now_ms, &delivery_id, &event, &outcome);
-        self.events
-            .publish(&connection.row.org_id, StreamEventType::Delivery, data);
-        Delivered::Answered {
-            delivery_id,
-            event,
-            trigger_id,
-            outcome,
-        }
+        self.answered(connection, now_ms, delivery_id, event, trigger_id, outcome)
     }
 
     /// Records which secret verified a delivery, once a minute per secret. A failure is

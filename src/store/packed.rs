@@ -19,54 +19,48 @@
 /// 4 bytes little-endian; no encoding: as received.
 const LZ4: &str = "lz4";
 
-/// Every dictionary a body may name, by encoding (`lz4:` and the dictionary's name).
-const DICTIONARIES: &[(&str, &[u8])] = &[
-    ("lz4:brevo-1", include_bytes!("dictionaries/brevo-1.txt")),
-    (
-        "lz4:brimble-1",
-        include_bytes!("dictionaries/brimble-1.txt"),
-    ),
-    ("lz4:clerk-1", include_bytes!("dictionaries/clerk-1.txt")),
-    (
-        "lz4:revenuecat-1",
-        include_bytes!("dictionaries/revenuecat-1.txt"),
-    ),
-    (
-        "lz4:shopify-1",
-        include_bytes!("dictionaries/shopify-1.txt"),
-    ),
-    ("lz4:stripe-1", include_bytes!("dictionaries/stripe-1.txt")),
-    ("lz4:stytch-1", include_bytes!("dictionaries/stytch-1.txt")),
-    (
-        "lz4:supabase-1",
-        include_bytes!("dictionaries/supabase-1.txt"),
-    ),
-    ("lz4:workos-1", include_bytes!("dictionaries/workos-1.txt")),
+/// A shipped dictionary: `dictionaries/<provider>-<version>.txt`, named in the encoding of
+/// the bodies it packed as `lz4:<provider>-<version>`.
+struct Dictionary {
+    provider: &'static str,
+    encoding: &'static str,
+    bytes: &'static [u8],
+}
+
+macro_rules! dictionary {
+    ($provider:literal, $version:literal) => {
+        Dictionary {
+            provider: $provider,
+            encoding: concat!("lz4:", $provider, "-", $version),
+            bytes: include_bytes!(concat!("dictionaries/", $provider, "-", $version, ".txt")),
+        }
+    };
+}
+
+/// Every dictionary a body may name. A provider's last one packs its new bodies; providers
+/// whose bodies have no fixed shape (`generic`, `standard`) have none.
+const DICTIONARIES: &[Dictionary] = &[
+    dictionary!("brevo", 1),
+    dictionary!("brimble", 1),
+    dictionary!("clerk", 1),
+    dictionary!("revenuecat", 1),
+    dictionary!("shopify", 1),
+    dictionary!("stripe", 1),
+    dictionary!("stytch", 1),
+    dictionary!("supabase", 1),
+    dictionary!("workos", 1),
 ];
 
-/// The dictionary new bodies of `provider` are packed with, with its encoding. Providers
-/// whose bodies have no fixed shape (`generic`, `standard`) have none.
-fn current_dictionary(provider: &str) -> Option<(&'static str, &'static [u8])> {
-    let encoding = match provider {
-        "brevo" => "lz4:brevo-1",
-        "brimble" => "lz4:brimble-1",
-        "clerk" => "lz4:clerk-1",
-        "revenuecat" => "lz4:revenuecat-1",
-        "shopify" => "lz4:shopify-1",
-        "stripe" => "lz4:stripe-1",
-        "stytch" => "lz4:stytch-1",
-        "supabase" => "lz4:supabase-1",
-        "workos" => "lz4:workos-1",
-        _ => return None,
-    };
-    dictionary(encoding).map(|dict| (encoding, dict))
+/// The dictionary new bodies of `provider` are packed with.
+fn current_dictionary(provider: &str) -> Option<&'static Dictionary> {
+    DICTIONARIES.iter().rev().find(|d| d.provider == provider)
 }
 
 fn dictionary(encoding: &str) -> Option<&'static [u8]> {
     DICTIONARIES
         .iter()
-        .find(|(name, _)| *name == encoding)
-        .map(|(_, dict)| *dict)
+        .find(|d| d.encoding == encoding)
+        .map(|d| d.bytes)
 }
 
 /// The largest body a stored length may claim; a larger one is damage, not a body (the
@@ -101,9 +95,9 @@ impl PackedBody {
 /// Compresses `body`, or keeps it as it is when that is no smaller.
 fn pack(body: &[u8], provider: &str) -> PackedBody {
     let (packed, encoding) = match current_dictionary(provider) {
-        Some((encoding, dict)) => (
-            lz4_flex::block::compress_prepend_size_with_dict(body, dict),
-            encoding,
+        Some(dict) => (
+            lz4_flex::block::compress_prepend_size_with_dict(body, dict.bytes),
+            dict.encoding,
         ),
         None => (lz4_flex::block::compress_prepend_size(body), LZ4),
     };
@@ -218,18 +212,8 @@ mod tests {
 
     #[test]
     fn every_dictionary_provider_packs_and_unpacks_its_fixtures() {
-        for provider in [
-            "brevo",
-            "brimble",
-            "clerk",
-            "revenuecat",
-            "shopify",
-            "stripe",
-            "stytch",
-            "supabase",
-            "workos",
-        ] {
-            let (encoding, _) = current_dictionary(provider).expect(provider);
+        for Dictionary { provider, .. } in DICTIONARIES {
+            let encoding = current_dictionary(provider).unwrap().encoding;
             let dir = format!("{}/fixtures/{provider}", env!("CARGO_MANIFEST_DIR"));
             for entry in std::fs::read_dir(dir).unwrap() {
                 let name = entry.unwrap().file_name().into_string().unwrap();
@@ -253,7 +237,7 @@ mod tests {
     fn shipped_dictionaries_never_change() {
         let digests: Vec<(&str, String)> = DICTIONARIES
             .iter()
-            .map(|(name, dict)| (*name, hex::encode(&Sha256::digest(dict)[..8])))
+            .map(|d| (d.encoding, hex::encode(&Sha256::digest(d.bytes)[..8])))
             .collect();
         let shipped = [
             ("lz4:brevo-1", "e76ef2e8540bbe77"),

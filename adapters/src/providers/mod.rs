@@ -78,9 +78,9 @@ fn body_hash(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(raw))
 }
 
-/// `dedupe_before_parsing` of senders whose id is the Svix message id, else the body's hash.
-fn svix_id_or_body_hash(headers: &Headers, raw: &[u8]) -> Option<String> {
-    Some(svix_id(headers).unwrap_or_else(|| body_hash(raw)))
+/// The dedupe id of senders whose id is the Svix message id, else the body's hash.
+fn svix_id_or_body_hash(headers: &Headers, raw: &[u8]) -> String {
+    svix_id(headers).unwrap_or_else(|| body_hash(raw))
 }
 
 /// `dedupe_before_parsing` of senders whose deliveries carry no id: the body's hash.

@@ -9,7 +9,7 @@ pub(super) const MAPPING: Mapping = Mapping {
     fields: &[],
     identity: &[],
     map,
-    dedupe_before_parsing: svix_id_or_body_hash,
+    dedupe_before_parsing: |headers, raw| Some(svix_id_or_body_hash(headers, raw)),
     options: ConnectionOptions::NONE,
 };
 
@@ -20,7 +20,7 @@ fn map(input: &Input) -> Result<Delivery, MapError> {
     Ok(Delivery {
         provider_event_key: event.clone(),
         event,
-        dedupe_id: input.svix_id().unwrap_or_else(|| input.body_hash()),
+        dedupe_id: svix_id_or_body_hash(input.headers, input.raw),
         action: record.into_action(&[]),
     })
 }
