@@ -213,7 +213,9 @@ impl Store {
         }
         match &self.backend {
             Backend::Sqlite { committer, .. } => committer.log(deliveries).await,
-            Backend::Postgres(pool) => Ok(super::fire::log_deliveries_pg(pool, &deliveries).await?),
+            Backend::Postgres { pool, .. } => {
+                Ok(super::fire::log_deliveries_pg(pool, &deliveries).await?)
+            }
         }
     }
 

@@ -76,7 +76,11 @@ enum Backend {
         read: SqlitePool,
         committer: fire::Committer,
     },
-    Postgres(PgPool),
+    /// Fires go through the committer's writer tasks, in batches (see `fire`).
+    Postgres {
+        pool: PgPool,
+        committer: fire::PgCommitter,
+    },
 }
 
 /// Runs `$body` with `$pool` bound to the pool for reads of either backend.
@@ -84,7 +88,7 @@ macro_rules! with_read {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
@@ -94,7 +98,7 @@ macro_rules! with_write {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
@@ -134,7 +138,10 @@ impl Store {
                 .test_before_acquire(false)
                 .connect(url)
                 .await?;
-            Backend::Postgres(pool)
+            Backend::Postgres {
+                committer: fire::PgCommitter::start(pool.clone()),
+                pool,
+            }
         } else if url.starts_with("sqlite:") {
             let options = sqlite_options(url, settings.sqlite_synchronous)?;
             let write = SqlitePoolOptions::new()
@@ -172,7 +179,9 @@ impl Store {
                 digest::fill_in_sqlite(write).await?;
                 sqlx::migrate!("./migrations/sqlite").run(write).await?;
             }
-            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Backend::Postgres { pool, .. } => {
+                sqlx::migrate!("./migrations/postgres").run(pool).await?
+            }
         }
         Ok(())
     }
@@ -198,7 +207,7 @@ impl Store {
                 read.close().await;
                 write.close().await;
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres { pool, .. } => pool.close().await,
         }
     }
 }

@@ -433,7 +433,7 @@ impl Store {
             return Ok(vec![]);
         }
         let claims: Vec<Claim> = match &self.backend {
-            Backend::Postgres(pool) => {
+            Backend::Postgres { pool, .. } => {
                 let ids: Vec<String> = sqlx::query_scalar(CLAIM_POSTGRES)
                     .bind(owner)
                     .bind(lease_until)
@@ -524,7 +524,7 @@ impl Store {
     pub async fn record_attempt(&self, a: AttemptRecord) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Sqlite { committer, .. } => committer.record_attempt(a).await?,
-            Backend::Postgres(pool) => super::fire::record_attempt_pg(pool, &a).await?,
+            Backend::Postgres { pool, .. } => super::fire::record_attempt_pg(pool, &a).await?,
         }
         Ok(())
     }

@@ -117,6 +117,76 @@ pub(super) const INSERT_DELIVERY: &str = "INSERT INTO outbound_deliveries \
      next_attempt_at, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, 'pending', 0, 0, $6, $6, $6)";
 
+/// Inserts many events and their deliveries on PostgreSQL in one round trip.
+const INSERT_OUTBOX_PG: &str = "WITH events AS (INSERT INTO outbound_events \
+     (id, org_id, type, body, created_at) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])) \
+     INSERT INTO outbound_deliveries \
+     (id, org_id, event_id, subscription_id, event_type, status, attempts, retry_step, \
+     next_attempt_at, created_at, updated_at) \
+     SELECT d.id, d.org_id, d.event_id, d.subscription_id, d.event_type, 'pending', 0, 0, \
+     d.at, d.at, d.at FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+     $11::bigint[]) AS d(id, org_id, event_id, subscription_id, event_type, at)";
+
+/// Writes `events` and their deliveries on an open PostgreSQL transaction.
+pub(super) async fn insert_outbox_pg(
+    conn: &mut sqlx::PgConnection,
+    events: &[OutboundEvent],
+) -> sqlx::Result<()> {
+    let mut rows = EventColumns::default();
+    let mut deliveries = DeliveryColumns::default();
+    for e in events {
+        let ty = e.event_type.as_str();
+        rows.id.push(&e.id);
+        rows.org_id.push(&e.org_id);
+        rows.ty.push(ty);
+        rows.body.push(&e.body);
+        rows.created_at.push(e.created_at);
+        for (delivery_id, subscription_id) in &e.deliveries {
+            deliveries.id.push(delivery_id);
+            deliveries.org_id.push(&e.org_id);
+            deliveries.event_id.push(&e.id);
+            deliveries.subscription_id.push(subscription_id);
+            deliveries.ty.push(ty);
+            deliveries.at.push(e.created_at);
+        }
+    }
+    sqlx::query(INSERT_OUTBOX_PG)
+        .bind(rows.id)
+        .bind(rows.org_id)
+        .bind(rows.ty)
+        .bind(rows.body)
+        .bind(rows.created_at)
+        .bind(deliveries.id)
+        .bind(deliveries.org_id)
+        .bind(deliveries.event_id)
+        .bind(deliveries.subscription_id)
+        .bind(deliveries.ty)
+        .bind(deliveries.at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct EventColumns<'a> {
+    id: Vec<&'a str>,
+    org_id: Vec<&'a str>,
+    ty: Vec<&'a str>,
+    body: Vec<&'a str>,
+    created_at: Vec<i64>,
+}
+
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    id: Vec<&'a str>,
+    org_id: Vec<&'a str>,
+    event_id: Vec<&'a str>,
+    subscription_id: Vec<&'a str>,
+    ty: Vec<&'a str>,
+    at: Vec<i64>,
+}
+
 /// Inserts `$events` (a slice of [`OutboundEvent`]) with sqlx on the connection or
 /// transaction `$conn`; the same text serves both backends.
 macro_rules! insert_outbox {

@@ -11,6 +11,7 @@ mod console;
 mod deliveries;
 mod events;
 mod fire;
+mod fire_batches;
 mod inputs;
 mod limits;
 mod long_ids;

@@ -4,6 +4,7 @@
 //! leaves nothing behind.
 
 mod postgres;
+mod postgres_batch;
 mod sqlite;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::domain::{DeliveryStatus, Email, FireOutcome, IgnoreReason};
 
 pub(super) use postgres::log_deliveries as log_deliveries_pg;
 pub(super) use postgres::record_attempt as record_attempt_pg;
+pub(super) use postgres_batch::PgCommitter;
 pub(super) use sqlite::Committer;
 
 /// Everything one fire writes.
@@ -201,29 +203,34 @@ impl From<CorruptFire> for rusqlite::Error {
     }
 }
 
-/// Claims a key unless an unexpired claim holds it and `$extra` is false. Keys are unique by
-/// their digest (`$3`, see `digest`); the key itself (`$7`) is kept beside it. SQLite
-/// numbers `$n` parameters by first appearance, so they appear in order.
+/// Claims keys from `$rows` unless an unexpired claim holds them and `$extra` is false; a
+/// claim made before `$cutoff` has expired. Keys are unique by their digest (`$3`, see
+/// `digest`); the key itself (`$7`) is kept beside it. SQLite numbers `$n` parameters by
+/// first appearance, so they appear in order.
 macro_rules! claim_key {
-    ($extra:literal) => {
+    ($rows:literal, $cutoff:literal, $extra:literal) => {
         concat!(
             "INSERT INTO fire_keys \
-             (org_id, scope, key_index, request_hash, trigger_instance_id, created_at, key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (org_id, scope, key_index) DO UPDATE SET \
+             (org_id, scope, key_index, request_hash, trigger_instance_id, created_at, key) ",
+            $rows,
+            " ON CONFLICT (org_id, scope, key_index) DO UPDATE SET \
              request_hash = excluded.request_hash, \
              trigger_instance_id = excluded.trigger_instance_id, created_at = excluded.created_at \
-             WHERE fire_keys.created_at < $8",
+             WHERE fire_keys.created_at < ",
+            $cutoff,
             $extra,
             " RETURNING trigger_instance_id"
         )
     };
 }
+use claim_key;
 
-const CLAIM_KEY: &str = claim_key!("");
+const CLAIM_KEY: &str = claim_key!("VALUES ($1, $2, $3, $4, $5, $6, $7)", "$8", "");
 
 /// [`CLAIM_KEY`], also taking the key from a fire that started no runs.
 const RECLAIM_UNFIRED_KEY: &str = claim_key!(
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    "$8",
     " OR NOT EXISTS (SELECT 1 FROM trigger_instances i \
      WHERE i.id = fire_keys.trigger_instance_id AND i.outcome = 'triggered')"
 );
@@ -248,14 +255,12 @@ const LINK_IDENTITY: &str = "INSERT INTO contact_identities \
      (org_id, field, value, email, value_index) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email";
 
-/// Inserts or updates a contact; `$fields` is the SQL of its merged custom fields (`$6`
-/// holds this fire's).
-macro_rules! upsert_contact {
+/// What inserting a contact does to a stored one: `None` never erases a value, and
+/// `$fields` is the SQL of the merged custom fields.
+macro_rules! contact_conflict {
     ($fields:literal) => {
         concat!(
-            "INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
-             custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (org_id, email) DO UPDATE SET \
+            " ON CONFLICT (org_id, email) DO UPDATE SET \
              first_name = COALESCE(excluded.first_name, contacts.first_name), \
              last_name = COALESCE(excluded.last_name, contacts.last_name), \
              subscribed = COALESCE(excluded.subscribed, contacts.subscribed), \
@@ -265,17 +270,50 @@ macro_rules! upsert_contact {
         )
     };
 }
+use contact_conflict;
+
+/// Inserts or updates a contact; `$fields` is the SQL of its merged custom fields (`$6`
+/// holds this fire's).
+macro_rules! upsert_contact {
+    ($fields:literal) => {
+        concat!(
+            "INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
+             custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            $crate::store::fire::contact_conflict!($fields)
+        )
+    };
+}
 use upsert_contact;
 
 const PUBLISHED: &str = "SELECT id, name, version FROM automations \
      WHERE trigger_id = $1 AND published = $2 ORDER BY id";
 
+/// The trigger instance table and its columns, in the order inserts bind them.
+macro_rules! instance_columns {
+    () => {
+        "trigger_instances (id, org_id, trigger_id, source, outcome, reason, idempotency_key, \
+         contact_email, payload, warnings, run_ids, automations, received_at)"
+    };
+}
+use instance_columns;
+
+/// The run table and its columns, in the order inserts bind them.
+macro_rules! run_columns {
+    () => {
+        "runs (id, org_id, automation_id, automation_version, trigger_id, trigger_instance_id, \
+         status, contact_email, payload, created_at)"
+    };
+}
+use run_columns;
+
 /// Inserts the trigger instance (`$1` to `$13`).
 macro_rules! insert_instance {
     () => {
-        "INSERT INTO trigger_instances (id, org_id, trigger_id, source, outcome, reason, \
-         idempotency_key, contact_email, payload, warnings, run_ids, automations, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        concat!(
+            "INSERT INTO ",
+            $crate::store::fire::instance_columns!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
     };
 }
 use insert_instance;
@@ -284,6 +322,7 @@ const RELEASE_KEY: &str =
     "DELETE FROM fire_keys WHERE org_id = $1 AND scope = $2 AND key_index = $3";
 
 /// A published automation, as a fire starts it.
+#[derive(Clone)]
 struct Published {
     id: String,
     name: String,
@@ -305,7 +344,23 @@ struct NewRecord<'a> {
     payload: &'a str,
 }
 
-impl NewRecord<'_> {
+impl<'a> NewRecord<'a> {
+    /// The record of a fire carried out in `mode` that starts `runs`.
+    fn new(mode: FireMode, runs: &'a [NewRun], payload: &'a str) -> NewRecord<'a> {
+        let (outcome, reason) = match mode {
+            FireMode::Ignore(why) => (FireOutcome::Ignored, Some(why)),
+            FireMode::Disabled => (FireOutcome::TriggerDisabled, None),
+            FireMode::Run if runs.is_empty() => (FireOutcome::NoPublishedAutomation, None),
+            FireMode::Run => (FireOutcome::Triggered, None),
+        };
+        NewRecord {
+            runs,
+            outcome,
+            reason,
+            payload,
+        }
+    }
+
     fn outcome(&self) -> &'static str {
         self.outcome.as_str()
     }
@@ -333,6 +388,38 @@ impl NewRecord<'_> {
             )
             .collect();
         Value::Array(list).to_string()
+    }
+}
+
+/// One new run per published automation of the trigger.
+fn start_runs(published: Vec<Published>) -> Vec<NewRun> {
+    published
+        .into_iter()
+        .map(|automation| NewRun {
+            id: crate::ids::new_id(crate::ids::RUN),
+            automation,
+        })
+        .collect()
+}
+
+/// The resolved payload as stored, serialised once: every run and the instance hold it.
+fn payload_json(w: &FireWrite) -> String {
+    serde_json::to_string(&w.payload).expect("JSON values serialise")
+}
+
+impl FireRecord {
+    fn started(outcome: FireOutcome, runs: Vec<NewRun>) -> FireRecord {
+        FireRecord {
+            outcome,
+            runs: runs
+                .into_iter()
+                .map(|r| StartedRun {
+                    run_id: r.id,
+                    automation_id: r.automation.id,
+                    automation_name: r.automation.name,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -395,55 +482,22 @@ where
         }
     }
 
-    let mut outcome = FireOutcome::Ignored;
-    let mut reason = None;
-    let mut runs = vec![];
     let mut contact = None;
-    match &w.mode {
-        FireMode::Ignore(why) => reason = Some(*why),
-        FireMode::Disabled => outcome = FireOutcome::TriggerDisabled,
-        FireMode::Run => {
-            if let Some(email) = &w.contact_email {
-                contact = Some(tx.upsert_contact(w, email).await?);
-            }
-            let published = tx.published(&w.trigger_id).await?;
-            outcome = if published.is_empty() {
-                FireOutcome::NoPublishedAutomation
-            } else {
-                FireOutcome::Triggered
-            };
-            runs = published
-                .into_iter()
-                .map(|automation| NewRun {
-                    id: crate::ids::new_id(crate::ids::RUN),
-                    automation,
-                })
-                .collect();
+    let mut published = vec![];
+    if w.mode == FireMode::Run {
+        if let Some(email) = &w.contact_email {
+            contact = Some(tx.upsert_contact(w, email).await?);
         }
+        published = tx.published(&w.trigger_id).await?;
     }
-    // Serialised once: every run and the instance store the same payload.
-    let payload = Value::Object(w.payload.clone()).to_string();
-    let new = NewRecord {
-        runs: &runs,
-        outcome,
-        reason,
-        payload: &payload,
-    };
+    let runs = start_runs(published);
+    let payload = payload_json(w);
+    let new = NewRecord::new(w.mode, &runs, &payload);
     let logged = w.delivery.as_ref().map(|a| (a, verdict(w, &new)));
     tx.record(w, &new, logged.as_ref().map(|(a, v)| (*a, v)))
         .await?;
 
-    let record = FireRecord {
-        outcome,
-        runs: runs
-            .into_iter()
-            .map(|r| StartedRun {
-                run_id: r.id,
-                automation_id: r.automation.id,
-                automation_name: r.automation.name,
-            })
-            .collect(),
-    };
+    let record = FireRecord::started(new.outcome, runs);
     if w.release_key_without_runs && record.runs.is_empty() {
         if let Some(claim) = &w.claim {
             tx.release_key(&w.org_id, claim).await?;
@@ -499,7 +553,7 @@ impl Store {
             .map_err(FireError::Subscribers)?;
         let written = match &self.backend {
             Backend::Sqlite { committer, .. } => committer.submit(w, subscribers.clone()).await?,
-            Backend::Postgres(pool) => postgres::fire(pool, &w, &subscribers).await?,
+            Backend::Postgres { committer, .. } => committer.submit(w, subscribers.clone()).await?,
         };
         if !subscribers.is_empty() && matches!(written, FireWritten::Recorded(_)) {
             self.outbox_written();

@@ -10,8 +10,8 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 use serde_json::Value;
 
 use super::{
-    insert_instance, json_type, upsert_contact, write_fire, FireTx, FireWrite, FireWritten,
-    KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
+    insert_instance, json_type, run_columns, upsert_contact, write_fire, FireTx, FireWrite,
+    FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
 };
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{
@@ -19,7 +19,7 @@ use crate::store::deliveries::{
 };
 use crate::store::digest::index_key;
 use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
-use crate::store::outbox::{insert_outbox, ContactChange, OutboundEvent, Subscribers};
+use crate::store::outbox::{insert_outbox_pg, ContactChange, OutboundEvent, Subscribers};
 use crate::store::ContactRow;
 
 /// One round trip for a fire's runs and instance (`$1` to `$17`). The runs' reference to
@@ -27,9 +27,9 @@ use crate::store::ContactRow;
 macro_rules! record {
     ($($logged:expr)?) => {
         concat!(
-            "WITH started AS (INSERT INTO runs (id, org_id, automation_id, automation_version, \
-             trigger_id, trigger_instance_id, status, contact_email, payload, created_at) \
-             SELECT r.id, $2, r.automation_id, r.version, $3, $1, $17, COALESCE($8, ''), \
+            "WITH started AS (INSERT INTO ",
+            run_columns!(),
+            " SELECT r.id, $2, r.automation_id, r.version, $3, $1, $17, COALESCE($8, ''), \
              $9, $13 FROM unnest($14::text[], $15::text[], $16::bigint[]) \
              AS r(id, automation_id, version)) ",
             $($logged,)?
@@ -276,8 +276,7 @@ impl FireTx for PgConnection {
     }
 
     async fn outbox(&mut self, events: &[OutboundEvent]) -> sqlx::Result<()> {
-        insert_outbox!(&mut *self, events);
-        Ok(())
+        insert_outbox_pg(self, events).await
     }
 
     async fn release_key(&mut self, org_id: &str, claim: &KeyClaim) -> sqlx::Result<()> {

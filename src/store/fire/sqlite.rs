@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use serde_json::{Map, Value};
 
+use super::run_columns;
 use super::{
     insert_instance, json_type, upsert_contact, write_fire, FireError, FireTx, FireWrite,
     FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, LINK_IDENTITY,
@@ -401,9 +402,11 @@ impl FireTx for Writer<'_> {
     ) -> rusqlite::Result<()> {
         for run in r.runs {
             self.execute(
-                "INSERT INTO runs (id, org_id, automation_id, automation_version, trigger_id, \
-                 trigger_instance_id, status, contact_email, payload, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                concat!(
+                    "INSERT INTO ",
+                    run_columns!(),
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ),
                 params![
                     run.id,
                     w.org_id,

@@ -1,0 +1,703 @@
+//! Group commit for PostgreSQL fires.
+//!
+//! On its own a fire costs six round trips (begin, key, contact, automations, record,
+//! commit), and at a couple of thousand fires a second the round trips' context switches,
+//! not the server's work, filled the cores. Writer tasks take every fire that is waiting
+//! and write them as one transaction of multi-row statements (`unnest` arrays), so a step
+//! is one round trip for the whole batch.
+//!
+//! A batch holds fires that touch different keys, contacts and provider ids: one multi-row
+//! upsert cannot change a row twice. A fire that would share one is written on its own
+//! after the batch, and so is a replay that may take a key over. If a statement of a batch
+//! fails, the batch is rolled back and each of its fires is written on its own, so a bad
+//! fire fails alone, with its own error.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use sqlx::{FromRow, PgConnection, PgPool, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{
+    claim_key, contact_conflict, duplicate_of, instance_columns, json_type, payload_json,
+    run_columns, start_runs, verdict, FireError, FireMode, FireRecord, FireTx, FireWrite,
+    FireWritten, NewRecord, NewRun, Published, PUBLISHED,
+};
+use crate::domain::{Email, FireOutcome, RunStatus};
+use crate::store::deliveries::{delivery_columns, Arrival, Verdict};
+use crate::store::digest::index_key;
+use crate::store::outbox::{self, insert_outbox_pg, ContactChange, Subscribers};
+use crate::store::ContactRow;
+
+/// The most fires one transaction holds.
+const MAX_BATCH: usize = 128;
+/// Batches written at once: while one waits on the server, the next fires gather. Two
+/// measured ahead of one and four (BENCHMARKS.md); more only made each batch smaller.
+const WRITERS: usize = 2;
+
+#[derive(Clone)]
+pub(in crate::store) struct PgCommitter {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    write: Box<FireWrite>,
+    subscribers: Arc<Subscribers>,
+    reply: oneshot::Sender<Result<FireWritten, FireError>>,
+}
+
+impl PgCommitter {
+    /// Starts the writer tasks on the current runtime; they stop when the last committer
+    /// handle is dropped.
+    pub(in crate::store) fn start(pool: PgPool) -> PgCommitter {
+        let (jobs, queue) = mpsc::channel(MAX_BATCH * WRITERS * 2);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..WRITERS {
+            tokio::spawn(run_batches(pool.clone(), queue.clone()));
+        }
+        PgCommitter { jobs }
+    }
+
+    pub(super) async fn submit(
+        &self,
+        write: FireWrite,
+        subscribers: Arc<Subscribers>,
+    ) -> Result<FireWritten, FireError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            write: Box::new(write),
+            subscribers,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| FireError::WriterStopped)?;
+        answer.await.map_err(|_| FireError::WriterStopped)?
+    }
+}
+
+async fn run_batches(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        write(&pool, batch).await;
+    }
+}
+
+/// Writes a batch and answers each of its fires.
+async fn write(pool: &PgPool, batch: Vec<Job>) {
+    let (together, alone) = split(batch);
+    if !together.is_empty() {
+        match write_together(pool, &together).await {
+            Ok(written) => {
+                for (job, written) in together.into_iter().zip(written) {
+                    let _ = job.reply.send(Ok(written));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, fires = together.len(), "a fire batch failed; writing its fires one by one");
+                for job in together {
+                    write_alone(pool, job).await;
+                }
+            }
+        }
+    }
+    for job in alone {
+        write_alone(pool, job).await;
+    }
+}
+
+async fn write_alone(pool: &PgPool, job: Job) {
+    let written = super::postgres::fire(pool, &job.write, &job.subscribers).await;
+    let _ = job.reply.send(written.map_err(FireError::from));
+}
+
+/// Splits a batch into the fires written together and those written alone after them.
+fn split(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    let mut keys = HashSet::new();
+    let mut contacts = HashSet::new();
+    let mut identities = HashSet::new();
+    let (mut together, mut alone) = (vec![], vec![]);
+    for job in batch {
+        let w = &job.write;
+        let key = w.claim.as_ref().map(|c| {
+            (
+                w.org_id.clone(),
+                c.scope.clone(),
+                index_key(&c.key).into_owned(),
+            )
+        });
+        let upserts = w.mode == FireMode::Run && w.contact_email.is_some();
+        let contact = w
+            .contact_email
+            .as_ref()
+            .filter(|_| upserts)
+            .map(|e| (w.org_id.clone(), e.as_str().to_owned()));
+        let linked: Vec<_> = w
+            .identities
+            .iter()
+            .filter(|_| upserts)
+            .map(|(f, v)| (w.org_id.clone(), f.clone(), index_key(v).into_owned()))
+            .collect();
+        let fits = !w.claim.as_ref().is_some_and(|c| c.reclaim_unfired)
+            && !key.as_ref().is_some_and(|k| keys.contains(k))
+            && !contact.as_ref().is_some_and(|c| contacts.contains(c))
+            && !linked.iter().any(|i| identities.contains(i));
+        if fits {
+            keys.extend(key);
+            contacts.extend(contact);
+            identities.extend(linked);
+            together.push(job);
+        } else {
+            alone.push(job);
+        }
+    }
+    (together, alone)
+}
+
+async fn write_together(pool: &PgPool, jobs: &[Job]) -> sqlx::Result<Vec<FireWritten>> {
+    let mut tx = pool.begin().await?;
+    let written = write_batch(&mut tx, jobs).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// The steps of [`super::write_fire`] for a whole batch, each one statement.
+async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<FireWritten>> {
+    let writes: Vec<&FireWrite> = jobs.iter().map(|j| &*j.write).collect();
+    let claimed = claim_keys(conn, &writes).await?;
+
+    // A held key: the earlier fire, and this delivery logged as its duplicate.
+    let mut held = HashMap::new();
+    for (i, w) in writes.iter().enumerate() {
+        if let Some(claim) = &w.claim {
+            if !claimed.contains(w.instance_id.as_str()) {
+                let holder = conn.key_holder(&w.org_id, claim).await?.decode()?;
+                if let Some(arrival) = &w.delivery {
+                    conn.record_delivery(arrival, &duplicate_of(&holder.instance_id))
+                        .await?;
+                }
+                held.insert(i, holder);
+            }
+        }
+    }
+    let firing: Vec<usize> = (0..writes.len())
+        .filter(|i| !held.contains_key(i))
+        .collect();
+    let running: Vec<usize> = firing
+        .iter()
+        .copied()
+        .filter(|&i| writes[i].mode == FireMode::Run)
+        .collect();
+
+    let mut contacts = upsert_contacts(conn, &writes, &running).await?;
+    let published = published(conn, &writes, &running).await?;
+    let mut runs: HashMap<usize, Vec<NewRun>> = running
+        .iter()
+        .map(|&i| {
+            let automations = published.get(writes[i].trigger_id.as_str());
+            (i, start_runs(automations.cloned().unwrap_or_default()))
+        })
+        .collect();
+    let payloads: Vec<String> = firing.iter().map(|&i| payload_json(writes[i])).collect();
+    let records: Vec<(usize, NewRecord)> = firing
+        .iter()
+        .zip(&payloads)
+        .map(|(&i, payload)| {
+            let runs = runs.get(&i).map(Vec::as_slice).unwrap_or_default();
+            (i, NewRecord::new(writes[i].mode, runs, payload))
+        })
+        .collect();
+    insert_records(conn, &writes, &records).await?;
+    let outcomes: Vec<(usize, FireOutcome)> =
+        records.into_iter().map(|(i, r)| (i, r.outcome)).collect();
+
+    let mut recorded = HashMap::new();
+    let mut events = vec![];
+    let mut released = vec![];
+    for (i, outcome) in outcomes {
+        let w = writes[i];
+        let record = FireRecord::started(outcome, runs.remove(&i).unwrap_or_default());
+        if w.release_key_without_runs && record.runs.is_empty() {
+            released.extend(w.claim.as_ref().map(|claim| (w, claim)));
+        }
+        let contact = contacts.remove(&i);
+        events.extend(outbox::fire_events(
+            &jobs[i].subscribers,
+            w,
+            &record,
+            contact.as_ref(),
+        ));
+        recorded.insert(i, record);
+    }
+    for (w, claim) in released {
+        conn.release_key(&w.org_id, claim).await?;
+    }
+    if !events.is_empty() {
+        insert_outbox_pg(conn, &events).await?;
+    }
+
+    Ok((0..writes.len())
+        .map(|i| match held.remove(&i) {
+            Some(holder) => FireWritten::Existing(Box::new(holder)),
+            None => FireWritten::Recorded(recorded.remove(&i).expect("every fire is recorded")),
+        })
+        .collect())
+}
+
+/// Claims the batch's keys; answers the instance ids of the fires whose claim took.
+async fn claim_keys(
+    conn: &mut PgConnection,
+    writes: &[&FireWrite],
+) -> sqlx::Result<HashSet<String>> {
+    const CLAIM_KEYS: &str = claim_key!(
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::bigint[], $7::text[])",
+        "excluded.created_at - $8",
+        ""
+    );
+    // A claim expires after its window, which differs between API keys and provider ids:
+    // one statement per window.
+    let mut by_window: HashMap<i64, Vec<&FireWrite>> = HashMap::new();
+    for w in writes.iter().filter(|w| w.claim.is_some()) {
+        by_window
+            .entry(w.now_ms - w.key_expired_before_ms)
+            .or_default()
+            .push(w);
+    }
+    let mut claimed = HashSet::new();
+    for (window, writes) in by_window {
+        let claims: Vec<_> = writes
+            .iter()
+            .filter_map(|w| w.claim.as_ref().map(|c| (*w, c)))
+            .collect();
+        let ids: Vec<String> = sqlx::query_scalar(CLAIM_KEYS)
+            .bind(
+                claims
+                    .iter()
+                    .map(|(w, _)| w.org_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                claims
+                    .iter()
+                    .map(|(_, c)| c.scope.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                claims
+                    .iter()
+                    .map(|(_, c)| index_key(&c.key))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                claims
+                    .iter()
+                    .map(|(_, c)| c.request_hash.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                claims
+                    .iter()
+                    .map(|(w, _)| w.instance_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(claims.iter().map(|(w, _)| w.now_ms).collect::<Vec<_>>())
+            .bind(
+                claims
+                    .iter()
+                    .map(|(_, c)| c.key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(window)
+            .fetch_all(&mut *conn)
+            .await?;
+        claimed.extend(ids);
+    }
+    Ok(claimed)
+}
+
+/// Upserts the contacts of the running fires that name one, with their custom field
+/// definitions and provider ids; answers each fire's contact change.
+async fn upsert_contacts(
+    conn: &mut PgConnection,
+    writes: &[&FireWrite],
+    running: &[usize],
+) -> sqlx::Result<HashMap<usize, ContactChange>> {
+    const UPSERT_CONTACTS: &str = concat!(
+        "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+         ON CONFLICT (org_id, key) DO NOTHING), \
+         linked AS (INSERT INTO contact_identities (org_id, field, value, value_index, email) \
+         SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
+         ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email) \
+         INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
+         custom_fields, created_at, updated_at) \
+         SELECT c.org_id, c.email, c.first_name, c.last_name, c.subscribed, c.custom_fields, \
+         c.at, c.at FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::bool[], $15::text[], $16::bigint[]) \
+         AS c(org_id, email, first_name, last_name, subscribed, custom_fields, at)",
+        contact_conflict!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
+        // xmax is 0 on a freshly inserted row (see the single fire's upsert).
+        " RETURNING org_id, email, first_name, last_name, subscribed, custom_fields, \
+         created_at, updated_at, (xmax = 0) AS created"
+    );
+    let upserts: Vec<(usize, &FireWrite, &Email)> = running
+        .iter()
+        .filter_map(|&i| writes[i].contact_email.as_ref().map(|e| (i, writes[i], e)))
+        .collect();
+    if upserts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // The first value of a field new to the org defines its type, as fire by fire.
+    let mut defined = HashSet::new();
+    let mut fields = (vec![], vec![], vec![], vec![]);
+    let mut links = (vec![], vec![], vec![], vec![], vec![]);
+    for &(_, w, email) in &upserts {
+        for (key, value) in &w.contact.custom_fields {
+            if defined.insert((w.org_id.as_str(), key.as_str())) {
+                fields.0.push(w.org_id.as_str());
+                fields.1.push(key.as_str());
+                fields.2.push(json_type(value));
+                fields.3.push(w.now_ms);
+            }
+        }
+        for (field, value) in &w.identities {
+            links.0.push(w.org_id.as_str());
+            links.1.push(field.as_str());
+            links.2.push(value.as_str());
+            links.3.push(index_key(value));
+            links.4.push(email.as_str());
+        }
+    }
+    let custom_fields: Vec<String> = upserts
+        .iter()
+        .map(|(_, w, _)| serde_json::to_string(&w.contact.custom_fields).expect("JSON serialises"))
+        .collect();
+    let rows = sqlx::query(UPSERT_CONTACTS)
+        .bind(fields.0)
+        .bind(fields.1)
+        .bind(fields.2)
+        .bind(fields.3)
+        .bind(links.0)
+        .bind(links.1)
+        .bind(links.2)
+        .bind(links.3)
+        .bind(links.4)
+        .bind(
+            upserts
+                .iter()
+                .map(|(_, w, _)| w.org_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upserts
+                .iter()
+                .map(|(_, _, e)| e.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upserts
+                .iter()
+                .map(|(_, w, _)| w.contact.first_name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upserts
+                .iter()
+                .map(|(_, w, _)| w.contact.last_name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upserts
+                .iter()
+                .map(|(_, w, _)| w.contact.subscribed)
+                .collect::<Vec<_>>(),
+        )
+        .bind(custom_fields)
+        .bind(upserts.iter().map(|(_, w, _)| w.now_ms).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+    // A batch holds each contact once, so (org, email) names the fire.
+    let mut changes = HashMap::new();
+    for row in rows {
+        let org_id: String = row.try_get("org_id")?;
+        let change = ContactChange {
+            created: row.try_get("created")?,
+            row: ContactRow::from_row(&row)?,
+        };
+        changes.insert((org_id, change.row.email.clone()), change);
+    }
+    Ok(upserts
+        .iter()
+        .filter_map(|(i, w, e)| {
+            changes
+                .remove(&(w.org_id.clone(), e.as_str().to_owned()))
+                .map(|c| (*i, c))
+        })
+        .collect())
+}
+
+/// The published automations of the running fires' triggers, by trigger id.
+async fn published(
+    conn: &mut PgConnection,
+    writes: &[&FireWrite],
+    running: &[usize],
+) -> sqlx::Result<HashMap<String, Vec<Published>>> {
+    let triggers: HashSet<&str> = running
+        .iter()
+        .map(|&i| writes[i].trigger_id.as_str())
+        .collect();
+    let mut published: HashMap<String, Vec<Published>> = HashMap::new();
+    // Few distinct triggers per batch, and each look-up is an index probe.
+    for trigger_id in triggers {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(PUBLISHED)
+            .bind(trigger_id)
+            .bind(true)
+            .fetch_all(&mut *conn)
+            .await?;
+        published.insert(
+            trigger_id.to_owned(),
+            rows.into_iter()
+                .map(|(id, name, version)| Published { id, name, version })
+                .collect(),
+        );
+    }
+    Ok(published)
+}
+
+/// Inserts the batch's runs, trigger instances and delivery log rows in one statement.
+async fn insert_records(
+    conn: &mut PgConnection,
+    writes: &[&FireWrite],
+    records: &[(usize, NewRecord<'_>)],
+) -> sqlx::Result<()> {
+    const INSERT_RECORDS: &str = concat!(
+        "WITH started AS (INSERT INTO ",
+        run_columns!(),
+        " SELECT r.id, r.org_id, r.automation_id, r.version, r.trigger_id, r.instance_id, $1, \
+         r.email, r.payload, r.at FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], \
+         $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) \
+         AS r(id, org_id, automation_id, version, trigger_id, instance_id, email, payload, at)), \
+         logged AS (INSERT INTO ",
+        delivery_columns!(),
+        " SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+         $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[], $21::text[], \
+         $22::text[], $23::text[], $24::text[], $25::bigint[], $26::bytea[], $27::text[])) \
+         INSERT INTO ",
+        instance_columns!(),
+        " SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], \
+         $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::text[], \
+         $39::text[], $40::bigint[])"
+    );
+    let mut runs = RunColumns::default();
+    let mut logged = DeliveryColumns::default();
+    let mut instances = InstanceColumns::default();
+    for (i, r) in records {
+        let w = writes[*i];
+        let email = w.contact_email.as_ref().map(Email::as_str);
+        for run in r.runs {
+            runs.id.push(run.id.as_str());
+            runs.org_id.push(&w.org_id);
+            runs.automation_id.push(&run.automation.id);
+            runs.version.push(run.automation.version);
+            runs.trigger_id.push(&w.trigger_id);
+            runs.instance_id.push(&w.instance_id);
+            runs.email.push(email.unwrap_or_default());
+            runs.payload.push(r.payload);
+            runs.at.push(w.now_ms);
+        }
+        if let Some(arrival) = &w.delivery {
+            logged.push(arrival, verdict(w, r));
+        }
+        instances.id.push(&w.instance_id);
+        instances.org_id.push(&w.org_id);
+        instances.trigger_id.push(&w.trigger_id);
+        instances.source.push(&w.source);
+        instances.outcome.push(r.outcome());
+        instances.reason.push(r.reason());
+        instances.key.push(w.claim.as_ref().map(|c| c.key.as_str()));
+        instances.email.push(email);
+        instances.payload.push(r.payload);
+        instances.warnings.push(w.warnings.to_string());
+        instances.run_ids.push(r.run_ids_json());
+        instances.automations.push(r.automations_json());
+        instances.at.push(w.now_ms);
+    }
+    let l = &logged;
+    sqlx::query(INSERT_RECORDS)
+        .bind(RunStatus::Queued.as_str())
+        .bind(runs.id)
+        .bind(runs.org_id)
+        .bind(runs.automation_id)
+        .bind(runs.version)
+        .bind(runs.trigger_id)
+        .bind(runs.instance_id)
+        .bind(runs.email)
+        .bind(runs.payload)
+        .bind(runs.at)
+        .bind(l.arrivals.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.org_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.connection_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.provider.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.event.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.verdicts
+                .iter()
+                .map(|v| v.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.verdicts
+                .iter()
+                .map(|v| v.reason.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.verdicts
+                .iter()
+                .map(|v| i64::from(v.http_status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.received_at_ms)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.trigger_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.verdicts
+                .iter()
+                .map(|v| v.trigger_instance_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.verdicts
+                .iter()
+                .map(|v| serde_json::to_string(&v.run_ids).expect("strings serialise"))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.replay_of.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.headers.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(l.arrivals.iter().map(|a| a.body_bytes).collect::<Vec<_>>())
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.body.as_ref().map(|b| b.bytes.as_slice()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.arrivals
+                .iter()
+                .map(|a| a.body.as_ref().and_then(|b| b.encoding))
+                .collect::<Vec<_>>(),
+        )
+        .bind(instances.id)
+        .bind(instances.org_id)
+        .bind(instances.trigger_id)
+        .bind(instances.source)
+        .bind(instances.outcome)
+        .bind(instances.reason)
+        .bind(instances.key)
+        .bind(instances.email)
+        .bind(instances.payload)
+        .bind(instances.warnings)
+        .bind(instances.run_ids)
+        .bind(instances.automations)
+        .bind(instances.at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct RunColumns<'a> {
+    id: Vec<&'a str>,
+    org_id: Vec<&'a str>,
+    automation_id: Vec<&'a str>,
+    version: Vec<i64>,
+    trigger_id: Vec<&'a str>,
+    instance_id: Vec<&'a str>,
+    email: Vec<&'a str>,
+    payload: Vec<&'a str>,
+    at: Vec<i64>,
+}
+
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    arrivals: Vec<&'a Arrival>,
+    verdicts: Vec<Verdict>,
+}
+
+impl<'a> DeliveryColumns<'a> {
+    fn push(&mut self, arrival: &'a Arrival, verdict: Verdict) {
+        self.arrivals.push(arrival);
+        self.verdicts.push(verdict);
+    }
+}
+
+#[derive(Default)]
+struct InstanceColumns<'a> {
+    id: Vec<&'a str>,
+    org_id: Vec<&'a str>,
+    trigger_id: Vec<&'a str>,
+    source: Vec<&'a str>,
+    outcome: Vec<&'static str>,
+    reason: Vec<Option<&'static str>>,
+    key: Vec<Option<&'a str>>,
+    email: Vec<Option<&'a str>>,
+    payload: Vec<&'a str>,
+    warnings: Vec<String>,
+    run_ids: Vec<String>,
+    automations: Vec<String>,
+    at: Vec<i64>,
+}
