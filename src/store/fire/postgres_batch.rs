@@ -280,10 +280,15 @@ async fn claim_keys(
     }
     let mut claimed = HashSet::new();
     for (window, writes) in by_window {
-        let claims: Vec<_> = writes
+        let mut claims: Vec<_> = writes
             .iter()
             .filter_map(|w| w.claim.as_ref().map(|c| (*w, c)))
             .collect();
+        // Rows are locked in this order; one order for every batch keeps two batches that
+        // share keys (two gateways) from waiting on each other in a cycle.
+        claims.sort_by(|(a, x), (b, y)| {
+            (&a.org_id, &x.scope, &x.key).cmp(&(&b.org_id, &y.scope, &y.key))
+        });
         let ids: Vec<String> = sqlx::query_scalar(CLAIM_KEYS)
             .bind(
                 claims
@@ -355,10 +360,12 @@ async fn upsert_contacts(
         " RETURNING org_id, email, first_name, last_name, subscribed, custom_fields, \
          created_at, updated_at, (xmax = 0) AS created"
     );
-    let upserts: Vec<(usize, &FireWrite, &Email)> = running
+    let mut upserts: Vec<(usize, &FireWrite, &Email)> = running
         .iter()
         .filter_map(|&i| writes[i].contact_email.as_ref().map(|e| (i, writes[i], e)))
         .collect();
+    // One lock order, as for the keys.
+    upserts.sort_by(|(_, a, x), (_, b, y)| (&a.org_id, x.as_str()).cmp(&(&b.org_id, y.as_str())));
     if upserts.is_empty() {
         return Ok(HashMap::new());
     }
