@@ -11,8 +11,13 @@ use firehook::store::{FireMode, FireWrite, FireWritten, KeyClaim, Store};
 
 use crate::helpers::{spawn_app, test_settings, Backend};
 
-/// A fire that records itself and claims `key`, touching no contact.
+/// A fire that records itself and claims `key`, touching no contact. It happens now: the
+/// gateway's retention pass removes keys older than their window.
 fn ignored_fire(instance_id: &str, key: &str) -> FireWrite {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     FireWrite {
         org_id: "org_batch".into(),
         trigger_id: "tri_batch".into(),
@@ -31,8 +36,8 @@ fn ignored_fire(instance_id: &str, key: &str) -> FireWrite {
         payload: Map::new(),
         warnings: json!([]),
         release_key_without_runs: false,
-        now_ms: 1_000,
-        key_expired_before_ms: 0,
+        now_ms,
+        key_expired_before_ms: now_ms - 24 * 3600 * 1000,
         delivery: None,
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::{
     claim_key, contact_conflict, duplicate_of, instance_columns, json_type, payload_json,
     run_columns, start_runs, verdict, FireError, FireMode, FireRecord, FireTx, FireWrite,
-    FireWritten, NewRecord, NewRun, Published, PUBLISHED,
+    FireWritten, NewRecord, NewRun, Published,
 };
 use crate::domain::{Email, FireOutcome, RunStatus};
 use crate::store::deliveries::{delivery_columns, Arrival, Verdict};
@@ -178,7 +178,13 @@ async fn write_together(pool: &PgPool, jobs: &[Job]) -> sqlx::Result<Vec<FireWri
 /// The steps of [`super::write_fire`] for a whole batch, each one statement.
 async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<FireWritten>> {
     let writes: Vec<&FireWrite> = jobs.iter().map(|j| &*j.write).collect();
-    let claimed = claim_keys(conn, &writes).await?;
+    let may_run: Vec<usize> = (0..writes.len())
+        .filter(|&i| writes[i].mode == FireMode::Run)
+        .collect();
+    let Claimed {
+        instance_ids: claimed,
+        published,
+    } = claim_keys(conn, &writes, &may_run).await?;
 
     // A held key: the earlier fire, and this delivery logged as its duplicate.
     let mut held = HashMap::new();
@@ -204,7 +210,6 @@ async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<
         .collect();
 
     let mut contacts = upsert_contacts(conn, &writes, &running).await?;
-    let published = published(conn, &writes, &running).await?;
     let mut runs: HashMap<usize, Vec<NewRun>> = running
         .iter()
         .map(|&i| {
@@ -258,17 +263,43 @@ async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<
         .collect())
 }
 
-/// Claims the batch's keys; answers the instance ids of the fires whose claim took.
+/// What the claim statement answers: the fires whose claim took, and the published
+/// automations of the batch's triggers (read in the same round trip).
+struct Claimed {
+    instance_ids: HashSet<String>,
+    published: HashMap<String, Vec<Published>>,
+}
+
+/// A row of the claim statement: `(None, instance id, None, None)` for a claim that took,
+/// `(trigger id, automation id, name, version)` for a published automation.
+type ClaimRow = (Option<String>, String, Option<String>, Option<i64>);
+
+/// Claims the batch's keys and reads the published automations of the triggers of
+/// `running` fires.
 async fn claim_keys(
     conn: &mut PgConnection,
     writes: &[&FireWrite],
-) -> sqlx::Result<HashSet<String>> {
-    const CLAIM_KEYS: &str = claim_key!(
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::bigint[], $7::text[])",
-        "excluded.created_at - $8",
-        ""
+    running: &[usize],
+) -> sqlx::Result<Claimed> {
+    const CLAIM_KEYS: &str = concat!(
+        "WITH claimed AS (",
+        claim_key!(
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::bigint[], $7::text[])",
+            "excluded.created_at - $8",
+            ""
+        ),
+        ") SELECT NULL AS trigger_id, trigger_instance_id AS id, NULL AS name, \
+         NULL::bigint AS version FROM claimed \
+         UNION ALL SELECT trigger_id, id, name, version FROM automations \
+         WHERE trigger_id = ANY($9::text[]) AND published = $10"
     );
+    let mut triggers: Vec<&str> = running
+        .iter()
+        .map(|&i| writes[i].trigger_id.as_str())
+        .collect();
+    triggers.sort_unstable();
+    triggers.dedup();
     // A claim expires after its window, which differs between API keys and provider ids:
     // one statement per window.
     let mut by_window: HashMap<i64, Vec<&FireWrite>> = HashMap::new();
@@ -278,7 +309,14 @@ async fn claim_keys(
             .or_default()
             .push(w);
     }
-    let mut claimed = HashSet::new();
+    if by_window.is_empty() {
+        // No fire claims a key: the statement still reads the published automations.
+        by_window.insert(0, vec![]);
+    }
+    let mut claimed = Claimed {
+        instance_ids: HashSet::new(),
+        published: HashMap::new(),
+    };
     for (window, writes) in by_window {
         let mut claims: Vec<_> = writes
             .iter()
@@ -289,7 +327,7 @@ async fn claim_keys(
         claims.sort_by(|(a, x), (b, y)| {
             (&a.org_id, &x.scope, &x.key).cmp(&(&b.org_id, &y.scope, &y.key))
         });
-        let ids: Vec<String> = sqlx::query_scalar(CLAIM_KEYS)
+        let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_KEYS)
             .bind(
                 claims
                     .iter()
@@ -328,9 +366,26 @@ async fn claim_keys(
                     .collect::<Vec<_>>(),
             )
             .bind(window)
+            .bind(std::mem::take(&mut triggers))
+            .bind(true)
             .fetch_all(&mut *conn)
             .await?;
-        claimed.extend(ids);
+        for row in rows {
+            match row {
+                (Some(trigger_id), id, Some(name), Some(version)) => claimed
+                    .published
+                    .entry(trigger_id)
+                    .or_default()
+                    .push(Published { id, name, version }),
+                (_, instance_id, _, _) => {
+                    claimed.instance_ids.insert(instance_id);
+                }
+            }
+        }
+    }
+    // Runs are started in automation id order, as fire by fire.
+    for automations in claimed.published.values_mut() {
+        automations.sort_by(|a, b| a.id.cmp(&b.id));
     }
     Ok(claimed)
 }
@@ -456,34 +511,6 @@ async fn upsert_contacts(
                 .map(|c| (*i, c))
         })
         .collect())
-}
-
-/// The published automations of the running fires' triggers, by trigger id.
-async fn published(
-    conn: &mut PgConnection,
-    writes: &[&FireWrite],
-    running: &[usize],
-) -> sqlx::Result<HashMap<String, Vec<Published>>> {
-    let triggers: HashSet<&str> = running
-        .iter()
-        .map(|&i| writes[i].trigger_id.as_str())
-        .collect();
-    let mut published: HashMap<String, Vec<Published>> = HashMap::new();
-    // Few distinct triggers per batch, and each look-up is an index probe.
-    for trigger_id in triggers {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(PUBLISHED)
-            .bind(trigger_id)
-            .bind(true)
-            .fetch_all(&mut *conn)
-            .await?;
-        published.insert(
-            trigger_id.to_owned(),
-            rows.into_iter()
-                .map(|(id, name, version)| Published { id, name, version })
-                .collect(),
-        );
-    }
-    Ok(published)
 }
 
 /// Inserts the batch's runs, trigger instances and delivery log rows in one statement.
