@@ -226,6 +226,7 @@ impl From<crate::pipeline::PipelineError> for ApiError {
             PipelineError::Lookup(db) if unreachable_database(db) => ApiError::unavailable(db),
             PipelineError::Write(write) => match &**write {
                 FireError::Postgres(db) if unreachable_database(db) => ApiError::unavailable(db),
+                FireError::Unconfirmed(_) => ApiError::unavailable(write),
                 FireError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                     if matches!(
                         f.code,

@@ -166,5 +166,15 @@ mod postgres {
             fired.body
         );
         assert!(fired.headers.contains_key("retry-after"));
+        // Concurrent fires share a batch, and its failure reaches each of them as a 503.
+        let bodies: Vec<_> = (0..20)
+            .map(|i| json!({"payload": {"email": format!("o{i}@b.co")}}))
+            .collect();
+        let fired =
+            futures::future::join_all(bodies.iter().map(|body| app.fire(&trigger, body, None)))
+                .await;
+        for reply in fired {
+            assert_eq!(reply.status, 503, "{:?}", reply.body);
+        }
     }
 }

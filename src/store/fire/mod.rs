@@ -185,6 +185,10 @@ pub enum FireError {
     /// The fire was written in a batch whose commit failed.
     #[error("the fire's batch failed to commit: {0}")]
     BatchFailed(String),
+    /// The connection failed while the fire's batch committed: it may or may not be
+    /// stored. A retry with the same key is answered from whichever it was.
+    #[error("the commit of the fire's batch was not confirmed: {0}")]
+    Unconfirmed(String),
     #[error("the SQLite writer has stopped")]
     WriterStopped,
     #[error("loading the org's webhook subscriptions failed")]

@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -107,11 +108,18 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
                     let _ = job.reply.send(Ok(written));
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, fires = together.len(), "a fire batch failed; writing its fires one by one");
+            Err(Failed::Unconfirmed(e)) => {
+                tracing::error!(error = %e, fires = together.len(), "a fire batch's commit was not confirmed");
                 for job in together {
-                    write_alone(pool, job).await;
+                    let _ = job.reply.send(Err(FireError::Unconfirmed(e.to_string())));
                 }
+            }
+            Err(Failed::RolledBack(e)) => {
+                tracing::warn!(error = %e, fires = together.len(), "a fire batch failed; writing its fires one by one");
+                // They touch different rows, so they need not wait for each other; while
+                // the database is unreachable they fail together, not one timeout after
+                // another.
+                join_all(together.into_iter().map(|job| write_alone(pool, job))).await;
             }
         }
     }
@@ -123,6 +131,15 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
 async fn write_alone(pool: &PgPool, job: Job) {
     let written = super::postgres::fire(pool, &job.write, &job.subscribers).await;
     let _ = job.reply.send(written.map_err(FireError::from));
+}
+
+/// Why a batch was not written.
+enum Failed {
+    /// Nothing of it was committed: each fire can be written again.
+    RolledBack(sqlx::Error),
+    /// The connection failed during COMMIT, so the batch may or may not be stored. Writing
+    /// its fires again could store a fire without a key twice.
+    Unconfirmed(sqlx::Error),
 }
 
 /// Splits a batch into the fires written together and those written alone after them.
@@ -168,11 +185,17 @@ fn split(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
     (together, alone)
 }
 
-async fn write_together(pool: &PgPool, jobs: &[Job]) -> sqlx::Result<Vec<FireWritten>> {
-    let mut tx = pool.begin().await?;
-    let written = write_batch(&mut tx, jobs).await?;
-    tx.commit().await?;
-    Ok(written)
+async fn write_together(pool: &PgPool, jobs: &[Job]) -> Result<Vec<FireWritten>, Failed> {
+    let mut tx = pool.begin().await.map_err(Failed::RolledBack)?;
+    let written = write_batch(&mut tx, jobs)
+        .await
+        .map_err(Failed::RolledBack)?;
+    match tx.commit().await {
+        Ok(()) => Ok(written),
+        // The server answered: the commit failed (a deferred check) and rolled back.
+        Err(e @ sqlx::Error::Database(_)) => Err(Failed::RolledBack(e)),
+        Err(e) => Err(Failed::Unconfirmed(e)),
+    }
 }
 
 /// The steps of [`super::write_fire`] for a whole batch, each one statement.
