@@ -351,43 +351,13 @@ async fn claim_keys(
             (&a.org_id, &x.scope, &x.key).cmp(&(&b.org_id, &y.scope, &y.key))
         });
         let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_KEYS)
-            .bind(
-                claims
-                    .iter()
-                    .map(|(w, _)| w.org_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                claims
-                    .iter()
-                    .map(|(_, c)| c.scope.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                claims
-                    .iter()
-                    .map(|(_, c)| index_key(&c.key))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                claims
-                    .iter()
-                    .map(|(_, c)| c.request_hash.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                claims
-                    .iter()
-                    .map(|(w, _)| w.instance_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(claims.iter().map(|(w, _)| w.now_ms).collect::<Vec<_>>())
-            .bind(
-                claims
-                    .iter()
-                    .map(|(_, c)| c.key.as_str())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(column(&claims, |(w, _)| w.org_id.as_str()))
+            .bind(column(&claims, |(_, c)| c.scope.as_str()))
+            .bind(column(&claims, |(_, c)| index_key(&c.key)))
+            .bind(column(&claims, |(_, c)| c.request_hash.as_str()))
+            .bind(column(&claims, |(w, _)| w.instance_id.as_str()))
+            .bind(column(&claims, |(w, _)| w.now_ms))
+            .bind(column(&claims, |(_, c)| c.key.as_str()))
             .bind(window)
             .bind(std::mem::take(&mut triggers))
             .bind(true)
@@ -482,38 +452,15 @@ async fn upsert_contacts(
         .bind(links.2)
         .bind(links.3)
         .bind(links.4)
-        .bind(
-            upserts
-                .iter()
-                .map(|(_, w, _)| w.org_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            upserts
-                .iter()
-                .map(|(_, _, e)| e.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            upserts
-                .iter()
-                .map(|(_, w, _)| w.contact.first_name.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            upserts
-                .iter()
-                .map(|(_, w, _)| w.contact.last_name.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            upserts
-                .iter()
-                .map(|(_, w, _)| w.contact.subscribed)
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&upserts, |(_, w, _)| w.org_id.as_str()))
+        .bind(column(&upserts, |(_, _, e)| e.as_str()))
+        .bind(column(&upserts, |(_, w, _)| {
+            w.contact.first_name.as_deref()
+        }))
+        .bind(column(&upserts, |(_, w, _)| w.contact.last_name.as_deref()))
+        .bind(column(&upserts, |(_, w, _)| w.contact.subscribed))
         .bind(custom_fields)
-        .bind(upserts.iter().map(|(_, w, _)| w.now_ms).collect::<Vec<_>>())
+        .bind(column(&upserts, |(_, w, _)| w.now_ms))
         .fetch_all(&mut *conn)
         .await?;
     // A batch holds each contact once, so (org, email) names the fire.
@@ -606,98 +553,29 @@ async fn insert_records(
         .bind(runs.email)
         .bind(runs.payload)
         .bind(runs.at)
-        .bind(l.arrivals.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.org_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.connection_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.provider.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.event.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.verdicts
-                .iter()
-                .map(|v| v.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.verdicts
-                .iter()
-                .map(|v| v.reason.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.verdicts
-                .iter()
-                .map(|v| i64::from(v.http_status))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.received_at_ms)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.trigger_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.verdicts
-                .iter()
-                .map(|v| v.trigger_instance_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.verdicts
-                .iter()
-                .map(|v| serde_json::to_string(&v.run_ids).expect("strings serialise"))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.replay_of.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.headers.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(l.arrivals.iter().map(|a| a.body_bytes).collect::<Vec<_>>())
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.body.as_ref().map(|b| b.bytes.as_slice()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            l.arrivals
-                .iter()
-                .map(|a| a.body.as_ref().and_then(|b| b.encoding))
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&l.arrivals, |a| a.id.as_str()))
+        .bind(column(&l.arrivals, |a| a.org_id.as_str()))
+        .bind(column(&l.arrivals, |a| a.connection_id.as_str()))
+        .bind(column(&l.arrivals, |a| a.provider.as_str()))
+        .bind(column(&l.arrivals, |a| a.event.as_deref()))
+        .bind(column(&l.verdicts, |v| v.status.as_str()))
+        .bind(column(&l.verdicts, |v| v.reason.as_deref()))
+        .bind(column(&l.verdicts, |v| i64::from(v.http_status)))
+        .bind(column(&l.arrivals, |a| a.received_at_ms))
+        .bind(column(&l.arrivals, |a| a.trigger_id.as_deref()))
+        .bind(column(&l.verdicts, |v| v.trigger_instance_id.as_deref()))
+        .bind(column(&l.verdicts, |v| {
+            serde_json::to_string(&v.run_ids).expect("strings serialise")
+        }))
+        .bind(column(&l.arrivals, |a| a.replay_of.as_deref()))
+        .bind(column(&l.arrivals, |a| a.headers.as_str()))
+        .bind(column(&l.arrivals, |a| a.body_bytes))
+        .bind(column(&l.arrivals, |a| {
+            a.body.as_ref().map(|b| b.bytes.as_slice())
+        }))
+        .bind(column(&l.arrivals, |a| {
+            a.body.as_ref().and_then(|b| b.encoding)
+        }))
         .bind(instances.id)
         .bind(instances.org_id)
         .bind(instances.trigger_id)
@@ -714,6 +592,11 @@ async fn insert_records(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// One column of a multi-row statement: `f` of every row.
+fn column<'a, T, U>(rows: &'a [T], f: impl FnMut(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
 }
 
 #[derive(Default)]
