@@ -419,39 +419,42 @@ async fn upsert_contacts(
     }
     // The first value of a field new to the org defines its type, as fire by fire.
     let mut defined = HashSet::new();
-    let mut fields = (vec![], vec![], vec![], vec![]);
-    let mut links = (vec![], vec![], vec![], vec![], vec![]);
+    let mut fields = vec![];
+    let mut links = vec![];
     for &(_, w, email) in &upserts {
         for (key, value) in &w.contact.custom_fields {
             if defined.insert((w.org_id.as_str(), key.as_str())) {
-                fields.0.push(w.org_id.as_str());
-                fields.1.push(key.as_str());
-                fields.2.push(json_type(value));
-                fields.3.push(w.now_ms);
+                fields.push((w.org_id.as_str(), key.as_str(), json_type(value), w.now_ms));
             }
         }
         for (field, value) in &w.identities {
-            links.0.push(w.org_id.as_str());
-            links.1.push(field.as_str());
-            links.2.push(value.as_str());
-            links.3.push(index_key(value));
-            links.4.push(email.as_str());
+            let index = index_key(value);
+            links.push((
+                w.org_id.as_str(),
+                field.as_str(),
+                index,
+                value.as_str(),
+                email.as_str(),
+            ));
         }
     }
+    // New field definitions and provider ids are index entries too: one lock order.
+    fields.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    links.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
     let custom_fields: Vec<String> = upserts
         .iter()
         .map(|(_, w, _)| serde_json::to_string(&w.contact.custom_fields).expect("JSON serialises"))
         .collect();
     let rows = sqlx::query(UPSERT_CONTACTS)
-        .bind(fields.0)
-        .bind(fields.1)
-        .bind(fields.2)
-        .bind(fields.3)
-        .bind(links.0)
-        .bind(links.1)
-        .bind(links.2)
-        .bind(links.3)
-        .bind(links.4)
+        .bind(column(&fields, |f| f.0))
+        .bind(column(&fields, |f| f.1))
+        .bind(column(&fields, |f| f.2))
+        .bind(column(&fields, |f| f.3))
+        .bind(column(&links, |l| l.0))
+        .bind(column(&links, |l| l.1))
+        .bind(column(&links, |l| l.3))
+        .bind(column(&links, |l| l.2.as_ref()))
+        .bind(column(&links, |l| l.4))
         .bind(column(&upserts, |(_, w, _)| w.org_id.as_str()))
         .bind(column(&upserts, |(_, _, e)| e.as_str()))
         .bind(column(&upserts, |(_, w, _)| {
