@@ -119,6 +119,12 @@ impl<T> Page<T> {
     }
 }
 
+/// One column of a multi-row PostgreSQL statement (bound as an array for `unnest`): `f`
+/// of every row.
+fn column<'a, T, U>(rows: &'a [T], f: impl FnMut(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
 impl Store {
     /// Connects with the encryption key of `settings` (see [`key_file::resolve`]).
     pub async fn open(settings: &Settings) -> anyhow::Result<Store> {

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::fire::{FireRecord, FireWrite};
-use super::ContactRow;
+use super::{column, ContactRow};
 use crate::clock::rfc3339;
 use crate::domain::{EventType, FireOutcome};
 use crate::ids;
@@ -133,58 +133,27 @@ pub(super) async fn insert_outbox_pg(
     conn: &mut sqlx::PgConnection,
     events: &[OutboundEvent],
 ) -> sqlx::Result<()> {
-    let mut rows = EventColumns::default();
-    let mut deliveries = DeliveryColumns::default();
-    for e in events {
-        let ty = e.event_type.as_str();
-        rows.id.push(&e.id);
-        rows.org_id.push(&e.org_id);
-        rows.ty.push(ty);
-        rows.body.push(&e.body);
-        rows.created_at.push(e.created_at);
-        for (delivery_id, subscription_id) in &e.deliveries {
-            deliveries.id.push(delivery_id);
-            deliveries.org_id.push(&e.org_id);
-            deliveries.event_id.push(&e.id);
-            deliveries.subscription_id.push(subscription_id);
-            deliveries.ty.push(ty);
-            deliveries.at.push(e.created_at);
-        }
-    }
+    let deliveries: Vec<(&OutboundEvent, &(String, String))> = events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().map(move |d| (e, d)))
+        .collect();
     sqlx::query(INSERT_OUTBOX_PG)
-        .bind(rows.id)
-        .bind(rows.org_id)
-        .bind(rows.ty)
-        .bind(rows.body)
-        .bind(rows.created_at)
-        .bind(deliveries.id)
-        .bind(deliveries.org_id)
-        .bind(deliveries.event_id)
-        .bind(deliveries.subscription_id)
-        .bind(deliveries.ty)
-        .bind(deliveries.at)
+        .bind(column(events, |e| e.id.as_str()))
+        .bind(column(events, |e| e.org_id.as_str()))
+        .bind(column(events, |e| e.event_type.as_str()))
+        .bind(column(events, |e| e.body.as_str()))
+        .bind(column(events, |e| e.created_at))
+        .bind(column(&deliveries, |(_, (id, _))| id.as_str()))
+        .bind(column(&deliveries, |(e, _)| e.org_id.as_str()))
+        .bind(column(&deliveries, |(e, _)| e.id.as_str()))
+        .bind(column(&deliveries, |(_, (_, subscription))| {
+            subscription.as_str()
+        }))
+        .bind(column(&deliveries, |(e, _)| e.event_type.as_str()))
+        .bind(column(&deliveries, |(e, _)| e.created_at))
         .execute(conn)
         .await?;
     Ok(())
-}
-
-#[derive(Default)]
-struct EventColumns<'a> {
-    id: Vec<&'a str>,
-    org_id: Vec<&'a str>,
-    ty: Vec<&'a str>,
-    body: Vec<&'a str>,
-    created_at: Vec<i64>,
-}
-
-#[derive(Default)]
-struct DeliveryColumns<'a> {
-    id: Vec<&'a str>,
-    org_id: Vec<&'a str>,
-    event_id: Vec<&'a str>,
-    subscription_id: Vec<&'a str>,
-    ty: Vec<&'a str>,
-    at: Vec<i64>,
 }
 
 /// Inserts `$events` (a slice of [`OutboundEvent`]) with sqlx on the connection or

@@ -28,7 +28,7 @@ use crate::domain::{Email, FireOutcome, RunStatus};
 use crate::store::deliveries::{delivery_columns, Arrival, Verdict};
 use crate::store::digest::index_key;
 use crate::store::outbox::{self, insert_outbox_pg, ContactChange, Subscribers};
-use crate::store::ContactRow;
+use crate::store::{column, ContactRow};
 
 /// The most fires one transaction holds.
 const MAX_BATCH: usize = 128;
@@ -510,137 +510,73 @@ async fn insert_records(
          $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::text[], \
          $39::text[], $40::bigint[])"
     );
-    let mut runs = RunColumns::default();
-    let mut logged = DeliveryColumns::default();
-    let mut instances = InstanceColumns::default();
-    for (i, r) in records {
-        let w = writes[*i];
-        let email = w.contact_email.as_ref().map(Email::as_str);
-        for run in r.runs {
-            runs.id.push(run.id.as_str());
-            runs.org_id.push(&w.org_id);
-            runs.automation_id.push(&run.automation.id);
-            runs.version.push(run.automation.version);
-            runs.trigger_id.push(&w.trigger_id);
-            runs.instance_id.push(&w.instance_id);
-            runs.email.push(email.unwrap_or_default());
-            runs.payload.push(r.payload);
-            runs.at.push(w.now_ms);
-        }
-        if let Some(arrival) = &w.delivery {
-            logged.push(arrival, verdict(w, r));
-        }
-        instances.id.push(&w.instance_id);
-        instances.org_id.push(&w.org_id);
-        instances.trigger_id.push(&w.trigger_id);
-        instances.source.push(&w.source);
-        instances.outcome.push(r.outcome());
-        instances.reason.push(r.reason());
-        instances.key.push(w.claim.as_ref().map(|c| c.key.as_str()));
-        instances.email.push(email);
-        instances.payload.push(r.payload);
-        instances.warnings.push(w.warnings.to_string());
-        instances.run_ids.push(r.run_ids_json());
-        instances.automations.push(r.automations_json());
-        instances.at.push(w.now_ms);
-    }
-    let l = &logged;
+    let runs: Vec<(&FireWrite, &NewRecord, &NewRun)> = records
+        .iter()
+        .flat_map(|(i, r)| r.runs.iter().map(move |run| (writes[*i], r, run)))
+        .collect();
+    let logged: Vec<(&Arrival, Verdict)> = records
+        .iter()
+        .filter_map(|(i, r)| {
+            let w = writes[*i];
+            w.delivery.as_ref().map(|a| (a, verdict(w, r)))
+        })
+        .collect();
+    let instances: Vec<(&FireWrite, &NewRecord)> =
+        records.iter().map(|(i, r)| (writes[*i], r)).collect();
     sqlx::query(INSERT_RECORDS)
         .bind(RunStatus::Queued.as_str())
-        .bind(runs.id)
-        .bind(runs.org_id)
-        .bind(runs.automation_id)
-        .bind(runs.version)
-        .bind(runs.trigger_id)
-        .bind(runs.instance_id)
-        .bind(runs.email)
-        .bind(runs.payload)
-        .bind(runs.at)
-        .bind(column(&l.arrivals, |a| a.id.as_str()))
-        .bind(column(&l.arrivals, |a| a.org_id.as_str()))
-        .bind(column(&l.arrivals, |a| a.connection_id.as_str()))
-        .bind(column(&l.arrivals, |a| a.provider.as_str()))
-        .bind(column(&l.arrivals, |a| a.event.as_deref()))
-        .bind(column(&l.verdicts, |v| v.status.as_str()))
-        .bind(column(&l.verdicts, |v| v.reason.as_deref()))
-        .bind(column(&l.verdicts, |v| i64::from(v.http_status)))
-        .bind(column(&l.arrivals, |a| a.received_at_ms))
-        .bind(column(&l.arrivals, |a| a.trigger_id.as_deref()))
-        .bind(column(&l.verdicts, |v| v.trigger_instance_id.as_deref()))
-        .bind(column(&l.verdicts, |v| {
+        .bind(column(&runs, |(_, _, run)| run.id.as_str()))
+        .bind(column(&runs, |(w, _, _)| w.org_id.as_str()))
+        .bind(column(&runs, |(_, _, run)| run.automation.id.as_str()))
+        .bind(column(&runs, |(_, _, run)| run.automation.version))
+        .bind(column(&runs, |(w, _, _)| w.trigger_id.as_str()))
+        .bind(column(&runs, |(w, _, _)| w.instance_id.as_str()))
+        .bind(column(&runs, |(w, _, _)| {
+            w.contact_email.as_ref().map_or("", Email::as_str)
+        }))
+        .bind(column(&runs, |(_, r, _)| r.payload))
+        .bind(column(&runs, |(w, _, _)| w.now_ms))
+        .bind(column(&logged, |(a, _)| a.id.as_str()))
+        .bind(column(&logged, |(a, _)| a.org_id.as_str()))
+        .bind(column(&logged, |(a, _)| a.connection_id.as_str()))
+        .bind(column(&logged, |(a, _)| a.provider.as_str()))
+        .bind(column(&logged, |(a, _)| a.event.as_deref()))
+        .bind(column(&logged, |(_, v)| v.status.as_str()))
+        .bind(column(&logged, |(_, v)| v.reason.as_deref()))
+        .bind(column(&logged, |(_, v)| i64::from(v.http_status)))
+        .bind(column(&logged, |(a, _)| a.received_at_ms))
+        .bind(column(&logged, |(a, _)| a.trigger_id.as_deref()))
+        .bind(column(&logged, |(_, v)| v.trigger_instance_id.as_deref()))
+        .bind(column(&logged, |(_, v)| {
             serde_json::to_string(&v.run_ids).expect("strings serialise")
         }))
-        .bind(column(&l.arrivals, |a| a.replay_of.as_deref()))
-        .bind(column(&l.arrivals, |a| a.headers.as_str()))
-        .bind(column(&l.arrivals, |a| a.body_bytes))
-        .bind(column(&l.arrivals, |a| {
+        .bind(column(&logged, |(a, _)| a.replay_of.as_deref()))
+        .bind(column(&logged, |(a, _)| a.headers.as_str()))
+        .bind(column(&logged, |(a, _)| a.body_bytes))
+        .bind(column(&logged, |(a, _)| {
             a.body.as_ref().map(|b| b.bytes.as_slice())
         }))
-        .bind(column(&l.arrivals, |a| {
+        .bind(column(&logged, |(a, _)| {
             a.body.as_ref().and_then(|b| b.encoding)
         }))
-        .bind(instances.id)
-        .bind(instances.org_id)
-        .bind(instances.trigger_id)
-        .bind(instances.source)
-        .bind(instances.outcome)
-        .bind(instances.reason)
-        .bind(instances.key)
-        .bind(instances.email)
-        .bind(instances.payload)
-        .bind(instances.warnings)
-        .bind(instances.run_ids)
-        .bind(instances.automations)
-        .bind(instances.at)
+        .bind(column(&instances, |(w, _)| w.instance_id.as_str()))
+        .bind(column(&instances, |(w, _)| w.org_id.as_str()))
+        .bind(column(&instances, |(w, _)| w.trigger_id.as_str()))
+        .bind(column(&instances, |(w, _)| w.source.as_str()))
+        .bind(column(&instances, |(_, r)| r.outcome()))
+        .bind(column(&instances, |(_, r)| r.reason()))
+        .bind(column(&instances, |(w, _)| {
+            w.claim.as_ref().map(|c| c.key.as_str())
+        }))
+        .bind(column(&instances, |(w, _)| {
+            w.contact_email.as_ref().map(Email::as_str)
+        }))
+        .bind(column(&instances, |(_, r)| r.payload))
+        .bind(column(&instances, |(w, _)| w.warnings.to_string()))
+        .bind(column(&instances, |(_, r)| r.run_ids_json()))
+        .bind(column(&instances, |(_, r)| r.automations_json()))
+        .bind(column(&instances, |(w, _)| w.now_ms))
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// One column of a multi-row statement: `f` of every row.
-fn column<'a, T, U>(rows: &'a [T], f: impl FnMut(&'a T) -> U) -> Vec<U> {
-    rows.iter().map(f).collect()
-}
-
-#[derive(Default)]
-struct RunColumns<'a> {
-    id: Vec<&'a str>,
-    org_id: Vec<&'a str>,
-    automation_id: Vec<&'a str>,
-    version: Vec<i64>,
-    trigger_id: Vec<&'a str>,
-    instance_id: Vec<&'a str>,
-    email: Vec<&'a str>,
-    payload: Vec<&'a str>,
-    at: Vec<i64>,
-}
-
-#[derive(Default)]
-struct DeliveryColumns<'a> {
-    arrivals: Vec<&'a Arrival>,
-    verdicts: Vec<Verdict>,
-}
-
-impl<'a> DeliveryColumns<'a> {
-    fn push(&mut self, arrival: &'a Arrival, verdict: Verdict) {
-        self.arrivals.push(arrival);
-        self.verdicts.push(verdict);
-    }
-}
-
-#[derive(Default)]
-struct InstanceColumns<'a> {
-    id: Vec<&'a str>,
-    org_id: Vec<&'a str>,
-    trigger_id: Vec<&'a str>,
-    source: Vec<&'a str>,
-    outcome: Vec<&'static str>,
-    reason: Vec<Option<&'static str>>,
-    key: Vec<Option<&'a str>>,
-    email: Vec<Option<&'a str>>,
-    payload: Vec<&'a str>,
-    warnings: Vec<String>,
-    run_ids: Vec<String>,
-    automations: Vec<String>,
-    at: Vec<i64>,
 }
