@@ -174,7 +174,13 @@ impl Room {
 /// A claim therefore takes no more of a backlogged subscription than the process can send,
 /// and gives nothing back. PostgreSQL locks the scanned rows and skips rows locked by a
 /// concurrent claim, so several processes never take the same delivery.
-const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2 \
+///
+/// A leased delivery is next due when its lease runs out: the attempt that follows the
+/// claim sets the real next time, and if the process dies first another takes it over
+/// then. Left at its old time, every held delivery stayed in the due index's scanned range
+/// and each claim stepped over all of them (up to `MAX_HELD` row reads to lease a few).
+const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries \
+     SET leased_by = $1, lease_until = $2, next_attempt_at = $2 \
      WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
      (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
      (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
@@ -199,7 +205,7 @@ pub struct Lease {
 /// The same on SQLite, whose single writer serialises claims; `?5` is a JSON object of
 /// held deliveries per subscription.
 pub(super) const CLAIM_SQLITE: &str =
-    "UPDATE outbound_deliveries SET leased_by = ?1, lease_until = ?2 \
+    "UPDATE outbound_deliveries SET leased_by = ?1, lease_until = ?2, next_attempt_at = ?2 \
      WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
      (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
      (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
@@ -506,7 +512,7 @@ impl Store {
     pub async fn renew_lease(&self, id: &str, owner: &str, until: i64) -> sqlx::Result<bool> {
         with_write!(self, pool => {
             Ok(sqlx::query(
-                "UPDATE outbound_deliveries SET lease_until = $1 \
+                "UPDATE outbound_deliveries SET lease_until = $1, next_attempt_at = $1 \
                  WHERE id = $2 AND leased_by = $3 AND status = 'pending'",
             )
             .bind(until)
