@@ -1,6 +1,7 @@
 //! Contacts, keyed by org and normalised email.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{with_read, Page, Store};
 use crate::clock::rfc3339;
@@ -17,19 +18,34 @@ pub struct ContactRow {
 }
 
 impl ContactRow {
-    /// The contact as the API and outbound webhooks show it.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "email": self.email,
-            "firstName": self.first_name,
-            "lastName": self.last_name,
-            "subscribed": self.subscribed,
-            "customFields": serde_json::from_str::<Value>(&self.custom_fields)
-                .unwrap_or_else(|_| json!({})),
-            "createdAt": rfc3339(self.created_at),
-            "updatedAt": rfc3339(self.updated_at),
-        })
+    /// The contact as outbound webhooks show it.
+    pub fn as_json(&self) -> ContactJson<'_> {
+        // The stored fields are a JSON object written by the fire; they are copied as they
+        // are rather than parsed into a tree and printed again.
+        let custom_fields = serde_json::from_str::<&RawValue>(&self.custom_fields)
+            .unwrap_or_else(|_| serde_json::from_str("{}").expect("valid JSON"));
+        ContactJson {
+            email: &self.email,
+            first_name: self.first_name.as_deref(),
+            last_name: self.last_name.as_deref(),
+            subscribed: self.subscribed,
+            custom_fields,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
     }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactJson<'a> {
+    email: &'a str,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    subscribed: Option<bool>,
+    custom_fields: &'a RawValue,
+    created_at: String,
+    updated_at: String,
 }
 
 pub(super) const COLUMNS: &str =
