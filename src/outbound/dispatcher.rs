@@ -60,7 +60,7 @@ struct Inner {
 struct Held {
     ids: HashSet<String>,
     endpoints: HashMap<String, Endpoint>,
-    /// Set when the last claim took every delivery it scanned: more may be due.
+    /// Set when the last claim took every free slot: more may be due.
     refill: bool,
 }
 
@@ -246,12 +246,6 @@ impl Dispatcher {
         if free == 0 {
             return Ok(());
         }
-        // The claim scans this many of the deliveries due soonest and leases what each
-        // endpoint has room for. One endpoint's room is at most `cap`, and a full endpoint's
-        // deliveries are not scanned at all, so a wider window would mostly read and rank
-        // rows of a backlog only to leave them (with 2,048 it was 80% of the committer's
-        // time while a backlog drained).
-        let limit = free.min(cap);
         let now = self.inner.clock.now_ms();
         let claims = self
             .inner
@@ -260,12 +254,12 @@ impl Dispatcher {
                 &self.inner.owner,
                 now,
                 now + self.lease_ms(),
-                limit as i64,
+                free as i64,
                 &room,
             )
             .await?;
         let mut held = self.inner.held.lock().expect("held");
-        held.refill = claims.len() >= limit;
+        held.refill = claims.len() >= free;
         // Before the sends start, which may release what this claim took.
         for claim in &claims {
             // A delivery renewed in the same millisecond as a claim comes back with it.

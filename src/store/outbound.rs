@@ -3,6 +3,7 @@
 //! until its lease ends, so no attempt is sent twice at once, and a crashed process's
 //! claims are taken over when their leases run out.
 
+use rand::Rng;
 use sqlx::FromRow;
 
 use super::at_rest::subscription_row;
@@ -159,62 +160,80 @@ pub struct Room {
 }
 
 impl Room {
-    /// Subscriptions with no room, which a claim does not scan.
-    fn full(&self) -> Vec<String> {
-        self.held
+    /// What a claim may lease of `subscription`'s due deliveries.
+    pub(super) fn of(&self, subscription: &str) -> i64 {
+        let held = self
+            .held
             .iter()
-            .filter(|(_, n)| *n >= self.per_endpoint)
-            .map(|(id, _)| id.clone())
-            .collect()
+            .find(|(id, _)| id == subscription)
+            .map_or(0, |(_, n)| *n);
+        (self.per_endpoint - held).max(0)
     }
 }
 
-/// Leases due deliveries nobody holds: of the `$4` due soonest, outside the subscriptions
-/// in `$5`, each subscription's first `$6` less what the process holds of it (`$7`, `$8`).
-/// A claim therefore takes no more of a backlogged subscription than the process can send,
-/// and gives nothing back. PostgreSQL locks the scanned rows and skips rows locked by a
-/// concurrent claim, so several processes never take the same delivery.
-///
-/// A leased delivery is next due when its lease runs out: the attempt that follows the
-/// claim sets the real next time, and if the process dies first another takes it over
-/// then. Left at its old time, every held delivery stayed in the due index's scanned range
-/// and each claim stepped over all of them (up to `MAX_HELD` row reads to lease a few).
-const CLAIM_POSTGRES: &str = "UPDATE outbound_deliveries \
-     SET leased_by = $1, lease_until = $2, next_attempt_at = $2 \
-     WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
-     (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
-     (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
-     WHERE status = 'pending' AND next_attempt_at <= $3 \
-     AND (lease_until IS NULL OR lease_until < $3) AND NOT (subscription_id = ANY($5)) \
-     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) AS scanned) AS due \
-     WHERE rank <= $6 - COALESCE((SELECT h.n FROM unnest($7::text[], $8::int8[]) AS h(sub, n) \
-     WHERE h.sub = due.subscription_id), 0)) RETURNING id";
-
-/// A claim of due deliveries for one process, as the SQLite committer writes it.
+/// A claim of due deliveries for one process.
 pub struct Lease {
     pub owner: String,
     pub until: i64,
     pub now: i64,
-    /// How many due deliveries the claim scans.
+    /// The most deliveries the claim takes in all.
     pub limit: i64,
-    pub per_endpoint: i64,
-    /// Deliveries held per subscription, as a JSON object.
-    pub held: String,
+    pub room: Room,
 }
 
-/// The same on SQLite, whose single writer serialises claims; `?5` is a JSON object of
-/// held deliveries per subscription.
-pub(super) const CLAIM_SQLITE: &str =
-    "UPDATE outbound_deliveries SET leased_by = ?1, lease_until = ?2, next_attempt_at = ?2 \
-     WHERE id IN (SELECT id FROM (SELECT id, subscription_id, ROW_NUMBER() OVER \
-     (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rank FROM \
-     (SELECT id, subscription_id, next_attempt_at FROM outbound_deliveries \
-     WHERE status = 'pending' AND next_attempt_at <= ?3 \
-     AND (lease_until IS NULL OR lease_until < ?3) \
-     AND subscription_id NOT IN (SELECT key FROM json_each(?5) WHERE value >= ?6) \
-     ORDER BY next_attempt_at LIMIT ?4)) AS due \
-     WHERE rank <= ?6 - COALESCE((SELECT value FROM json_each(?5) \
-     WHERE key = due.subscription_id), 0)) RETURNING id";
+impl Lease {
+    /// The subscriptions with pending deliveries (`PENDING_SUBSCRIPTIONS`, in id order) in
+    /// the order a claim visits them, starting at a random one: when a process has less room
+    /// than is due, no subscription is always the last one served.
+    pub(super) fn visiting_order(mut subscriptions: Vec<String>) -> Vec<String> {
+        if !subscriptions.is_empty() {
+            let start = rand::thread_rng().gen_range(0..subscriptions.len());
+            subscriptions.rotate_left(start);
+        }
+        subscriptions
+    }
+}
+
+/// The subscriptions with pending deliveries: a skip scan of the per-subscription due
+/// index (one probe per subscription), so a claim's cost grows with the number of
+/// subscriptions and what it leases, never with a backlog it cannot take.
+///
+/// Claims used to scan the due deliveries in time order, passing over those of
+/// subscriptions the process held all it may of; with one slow endpoint and a backlog of
+/// tens of thousands, every claim read the whole backlog to lease nothing.
+pub(super) const PENDING_SUBSCRIPTIONS: &str = "WITH RECURSIVE subs(id) AS (\
+     SELECT (SELECT subscription_id FROM outbound_deliveries WHERE status = 'pending' \
+     ORDER BY subscription_id LIMIT 1) \
+     UNION ALL SELECT (SELECT subscription_id FROM outbound_deliveries \
+     WHERE status = 'pending' AND subscription_id > subs.id ORDER BY subscription_id LIMIT 1) \
+     FROM subs WHERE subs.id IS NOT NULL) \
+     SELECT id FROM subs WHERE id IS NOT NULL";
+
+/// Leases to `$1` until `$2` the first `$5` deliveries of subscription `$3` due at `$4`
+/// that nobody holds.
+///
+/// A leased delivery is next due when its lease runs out: the attempt that follows the
+/// claim sets the real next time, and if the process dies first another takes it over
+/// then. Held deliveries are thereby out of the due range the next claim reads.
+macro_rules! claim_subscription {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbound_deliveries SET leased_by = $1, lease_until = $2, \
+             next_attempt_at = $2 WHERE id IN (SELECT id FROM outbound_deliveries \
+             WHERE subscription_id = $3 AND status = 'pending' AND next_attempt_at <= $4 \
+             AND (lease_until IS NULL OR lease_until < $4) \
+             ORDER BY next_attempt_at LIMIT $5",
+            $lock,
+            ") RETURNING id"
+        )
+    };
+}
+
+/// On SQLite, whose single writer serialises claims.
+pub(super) const CLAIM_SQLITE: &str = claim_subscription!("");
+/// PostgreSQL locks the rows it leases and skips rows locked by a concurrent claim, so
+/// several processes never take the same delivery.
+const CLAIM_POSTGRES: &str = claim_subscription!(" FOR UPDATE SKIP LOCKED");
 
 /// The deliveries one claim leased, by the ids it returned (`$1`), while `$2` holds them.
 macro_rules! claimed {
@@ -414,8 +433,8 @@ impl Store {
         Ok(())
     }
 
-    /// Leases to `owner` until `lease_until` what `room` allows of the `limit` deliveries
-    /// due soonest.
+    /// Leases to `owner` until `lease_until` up to `limit` due deliveries, of each
+    /// subscription the earliest due that `room` allows.
     pub async fn claim_deliveries(
         &self,
         owner: &str,
@@ -438,19 +457,34 @@ impl Store {
         if due.is_none() {
             return Ok(vec![]);
         }
+        let lease = Lease {
+            owner: owner.to_owned(),
+            until: lease_until,
+            now,
+            limit,
+            room: room.clone(),
+        };
         let claims: Vec<Claim> = match &self.backend {
             Backend::Postgres { pool, .. } => {
-                let ids: Vec<String> = sqlx::query_scalar(CLAIM_POSTGRES)
-                    .bind(owner)
-                    .bind(lease_until)
-                    .bind(now)
-                    .bind(limit)
-                    .bind(room.full())
-                    .bind(room.per_endpoint)
-                    .bind(room.held.iter().map(|(id, _)| id).collect::<Vec<_>>())
-                    .bind(room.held.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+                let pending: Vec<String> = sqlx::query_scalar(PENDING_SUBSCRIPTIONS)
                     .fetch_all(pool)
                     .await?;
+                let mut ids: Vec<String> = Vec::new();
+                for subscription in Lease::visiting_order(pending) {
+                    let n = lease.room.of(&subscription).min(limit - ids.len() as i64);
+                    if n <= 0 {
+                        continue;
+                    }
+                    let leased: Vec<String> = sqlx::query_scalar(CLAIM_POSTGRES)
+                        .bind(owner)
+                        .bind(lease_until)
+                        .bind(&subscription)
+                        .bind(now)
+                        .bind(n)
+                        .fetch_all(pool)
+                        .await?;
+                    ids.extend(leased);
+                }
                 if ids.is_empty() {
                     return Ok(vec![]);
                 }
@@ -465,25 +499,9 @@ impl Store {
             } => {
                 // Through the fire committer, whose batches it joins, rather than waiting
                 // for SQLite's write lock behind them.
-                let ids = committer
-                    .claim(Lease {
-                        owner: owner.to_owned(),
-                        until: lease_until,
-                        now,
-                        limit,
-                        per_endpoint: room.per_endpoint,
-                        held: serde_json::Value::Object(
-                            room.held
-                                .iter()
-                                .map(|(id, n)| (id.clone(), (*n).into()))
-                                .collect(),
-                        )
-                        .to_string(),
-                    })
-                    .await
-                    .map_err(|e| {
-                        sqlx::Error::Protocol(format!("claiming through the committer: {e}"))
-                    })?;
+                let ids = committer.claim(lease).await.map_err(|e| {
+                    sqlx::Error::Protocol(format!("claiming through the committer: {e}"))
+                })?;
                 if ids.is_empty() {
                     return Ok(vec![]);
                 }

@@ -29,7 +29,9 @@ use crate::config::SqliteSynchronous;
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::digest::index_key;
-use crate::store::outbound::{AttemptRecord, Lease, CLAIM_SQLITE, FINISH_ATTEMPT, INSERT_ATTEMPT};
+use crate::store::outbound::{
+    AttemptRecord, Lease, CLAIM_SQLITE, FINISH_ATTEMPT, INSERT_ATTEMPT, PENDING_SUBSCRIPTIONS,
+};
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
     INSERT_EVENT,
@@ -256,22 +258,32 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Leases due outbound deliveries; answers their ids.
+    /// Leases due outbound deliveries, each subscription's up to its room; answers their ids.
     fn claim_outbound(&self, lease: &Lease) -> rusqlite::Result<Vec<String>> {
-        self.0
-            .prepare_cached(CLAIM_SQLITE)?
-            .query_map(
-                params![
-                    lease.owner,
-                    lease.until,
-                    lease.now,
-                    lease.limit,
-                    lease.held,
-                    lease.per_endpoint
-                ],
-                |row| row.get(0),
-            )?
-            .collect()
+        let pending: Vec<String> = self
+            .0
+            .prepare_cached(PENDING_SUBSCRIPTIONS)?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut claim = self.0.prepare_cached(CLAIM_SQLITE)?;
+        let mut ids: Vec<String> = Vec::new();
+        for subscription in Lease::visiting_order(pending) {
+            let n = lease
+                .room
+                .of(&subscription)
+                .min(lease.limit - ids.len() as i64);
+            if n <= 0 {
+                continue;
+            }
+            let leased = claim.query_map(
+                params![lease.owner, lease.until, subscription, lease.now, n],
+                |row| row.get::<_, String>(0),
+            )?;
+            for id in leased {
+                ids.push(id?);
+            }
+        }
+        Ok(ids)
     }
 }
 
