@@ -182,7 +182,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The subscriptions with pending deliveries (`PENDING_SUBSCRIPTIONS`, in id order) in
+    /// The subscriptions with due deliveries (`DUE_SUBSCRIPTIONS`, in id order) in
     /// the order a claim visits them, starting at a random one: when a process has less room
     /// than is due, no subscription is always the last one served.
     pub(super) fn visiting_order(mut subscriptions: Vec<String>) -> Vec<String> {
@@ -194,20 +194,21 @@ impl Lease {
     }
 }
 
-/// The subscriptions with pending deliveries: a skip scan of the per-subscription due
-/// index (one probe per subscription), so a claim's cost grows with the number of
-/// subscriptions and what it leases, never with a backlog it cannot take.
+/// The subscriptions with deliveries due at `$1`: a skip scan of the per-subscription due
+/// index (two probes per subscription with anything pending), so a claim's cost grows with
+/// the number of subscriptions and what it leases, never with a backlog it cannot take.
 ///
 /// Claims used to scan the due deliveries in time order, passing over those of
 /// subscriptions the process held all it may of; with one slow endpoint and a backlog of
 /// tens of thousands, every claim read the whole backlog to lease nothing.
-pub(super) const PENDING_SUBSCRIPTIONS: &str = "WITH RECURSIVE subs(id) AS (\
+pub(super) const DUE_SUBSCRIPTIONS: &str = "WITH RECURSIVE subs(id) AS (\
      SELECT (SELECT subscription_id FROM outbound_deliveries WHERE status = 'pending' \
      ORDER BY subscription_id LIMIT 1) \
      UNION ALL SELECT (SELECT subscription_id FROM outbound_deliveries \
      WHERE status = 'pending' AND subscription_id > subs.id ORDER BY subscription_id LIMIT 1) \
      FROM subs WHERE subs.id IS NOT NULL) \
-     SELECT id FROM subs WHERE id IS NOT NULL";
+     SELECT id FROM subs WHERE id IS NOT NULL AND EXISTS (SELECT 1 FROM outbound_deliveries \
+     WHERE subscription_id = subs.id AND status = 'pending' AND next_attempt_at <= $1)";
 
 /// Leases to `$1` until `$2` the first `$5` deliveries of subscription `$3` due at `$4`
 /// that nobody holds.
@@ -466,11 +467,12 @@ impl Store {
         };
         let claims: Vec<Claim> = match &self.backend {
             Backend::Postgres { pool, .. } => {
-                let pending: Vec<String> = sqlx::query_scalar(PENDING_SUBSCRIPTIONS)
+                let due: Vec<String> = sqlx::query_scalar(DUE_SUBSCRIPTIONS)
+                    .bind(now)
                     .fetch_all(pool)
                     .await?;
                 let mut ids: Vec<String> = Vec::new();
-                for subscription in Lease::visiting_order(pending) {
+                for subscription in Lease::visiting_order(due) {
                     let n = lease.room.of(&subscription).min(limit - ids.len() as i64);
                     if n <= 0 {
                         continue;

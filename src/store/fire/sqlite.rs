@@ -30,7 +30,7 @@ use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY};
 use crate::store::digest::index_key;
 use crate::store::outbound::{
-    AttemptRecord, Lease, CLAIM_SQLITE, FINISH_ATTEMPT, INSERT_ATTEMPT, PENDING_SUBSCRIPTIONS,
+    AttemptRecord, Lease, CLAIM_SQLITE, DUE_SUBSCRIPTIONS, FINISH_ATTEMPT, INSERT_ATTEMPT,
 };
 use crate::store::outbox::{
     ContactChange, OutboundEvent, Subscribers, INSERT_DELIVERY as INSERT_OUTBOUND_DELIVERY,
@@ -260,14 +260,14 @@ impl Writer<'_> {
 
     /// Leases due outbound deliveries, each subscription's up to its room; answers their ids.
     fn claim_outbound(&self, lease: &Lease) -> rusqlite::Result<Vec<String>> {
-        let pending: Vec<String> = self
+        let due: Vec<String> = self
             .0
-            .prepare_cached(PENDING_SUBSCRIPTIONS)?
-            .query_map([], |row| row.get(0))?
+            .prepare_cached(DUE_SUBSCRIPTIONS)?
+            .query_map([lease.now], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut claim = self.0.prepare_cached(CLAIM_SQLITE)?;
         let mut ids: Vec<String> = Vec::new();
-        for subscription in Lease::visiting_order(pending) {
+        for subscription in Lease::visiting_order(due) {
             let n = lease
                 .room
                 .of(&subscription)
