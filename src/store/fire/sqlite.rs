@@ -563,7 +563,7 @@ mod tests {
     use super::*;
     use crate::config::{DatabaseSettings, SecretString};
     use crate::domain::IgnoreReason;
-    use crate::store::{FireMode, Store};
+    use crate::store::{FireMode, Room, Store};
 
     fn ignored_fire(instance_id: &str, key: &str) -> FireWrite {
         FireWrite {
@@ -598,19 +598,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_fire_leaves_the_rest_of_its_batch_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("firehook.db");
-        let settings = DatabaseSettings {
-            url: SecretString::from(format!("sqlite://{}", path.display())),
-            max_connections: 2,
-            sqlite_synchronous: SqliteSynchronous::Full,
-        };
-        Store::connect(&settings, crate::store::test_key())
-            .await
-            .unwrap()
-            .migrate()
-            .await
-            .unwrap();
-        let mut conn = open(&path, SqliteSynchronous::Full).unwrap();
+        let mut conn = migrated(dir.path()).await;
 
         // The third fire reuses the first one's instance id, so its insert fails.
         let writes = [
@@ -646,5 +634,94 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(claimed, ["key-a", "key-b"]);
+    }
+
+    /// A migrated database and the committer's own connection to it.
+    async fn migrated(dir: &Path) -> Connection {
+        let path = dir.join("firehook.db");
+        let settings = DatabaseSettings {
+            url: SecretString::from(format!("sqlite://{}", path.display())),
+            max_connections: 2,
+            sqlite_synchronous: SqliteSynchronous::Full,
+        };
+        Store::connect(&settings, crate::store::test_key())
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        open(&path, SqliteSynchronous::Full).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_claim_leases_each_due_subscription_up_to_its_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = migrated(dir.path()).await;
+        conn.execute(
+            "INSERT INTO outbound_events (id, org_id, type, body, created_at) \
+             VALUES ('evt_1', 'org_1', 'trigger.fired', '{}', 0)",
+            [],
+        )
+        .unwrap();
+        for i in 0..5 {
+            for (sub, due) in [("whs_a", 100 + i), ("whs_b", 200 + i), ("whs_later", 5_000)] {
+                conn.execute(
+                    "INSERT INTO outbound_deliveries (id, org_id, event_id, subscription_id, \
+                     event_type, status, attempts, retry_step, next_attempt_at, created_at, \
+                     updated_at) VALUES (?1, 'org_1', 'evt_1', ?2, 'trigger.fired', 'pending', \
+                     0, 0, ?3, 0, 0)",
+                    params![format!("whd_{sub}_{i}"), sub, due],
+                )
+                .unwrap();
+            }
+        }
+        // A process that holds one of whs_a's deliveries, each endpoint's share being 3.
+        let claim = |owner: &str, now: i64, limit: i64, held: &[(&str, i64)]| Job {
+            work: Work::Claim(Box::new(Lease {
+                owner: owner.into(),
+                until: 2_000,
+                now,
+                limit,
+                room: Room {
+                    per_endpoint: 3,
+                    held: held.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+                },
+            })),
+            reply: oneshot::channel().0,
+        };
+        let mut leased = |job: Job| -> Vec<String> {
+            match commit_batch(&mut conn, &[job]).unwrap().remove(0) {
+                Ok(Done::Claimed(mut ids)) => {
+                    ids.sort();
+                    ids
+                }
+                _ => panic!("a claim answers ids"),
+            }
+        };
+        let held = [("whs_a", 1)];
+        assert_eq!(
+            leased(claim("dsp_1", 1_000, 100, &held)),
+            [
+                "whd_whs_a_0",
+                "whd_whs_a_1",
+                "whd_whs_b_0",
+                "whd_whs_b_1",
+                "whd_whs_b_2"
+            ]
+        );
+        // What a claim leased is not due again before its lease ends.
+        assert_eq!(
+            leased(claim("dsp_1", 1_000, 100, &held)),
+            ["whd_whs_a_2", "whd_whs_a_3", "whd_whs_b_3", "whd_whs_b_4"]
+        );
+        // The process's free slots bound a claim in all.
+        assert_eq!(leased(claim("dsp_1", 1_000, 1, &held)), ["whd_whs_a_4"]);
+        assert!(leased(claim("dsp_1", 1_000, 100, &[])).is_empty());
+        // Once the leases have ended another process takes them over; whs_later's
+        // deliveries are still not due.
+        let taken = leased(claim("dsp_2", 2_001, 100, &[]));
+        assert_eq!(taken.len(), 6, "{taken:?}");
+        assert_eq!(taken.iter().filter(|id| id.contains("whs_a")).count(), 3);
+        assert!(!taken.iter().any(|id| id.contains("whs_later")));
     }
 }
