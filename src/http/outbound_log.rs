@@ -41,7 +41,8 @@ pub struct OutboundDelivery {
     /// `pending`, `succeeded` or `failed`.
     status: String,
     attempt_count: i64,
-    /// When a pending delivery is due next.
+    /// When a pending delivery is due next. While a dispatcher is sending it, the end of
+    /// that dispatcher's lease: the time by which another process would take it over.
     next_attempt_at: Option<String>,
     created_at: String,
     updated_at: String,
