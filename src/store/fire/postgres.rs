@@ -9,6 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 
 use serde_json::Value;
 
+use super::postgres_batch::{bind_logged, INSERT_LOGGED};
 use super::{
     insert_instance, json_type, run_columns, upsert_contact, write_fire, FireTx, FireWrite,
     FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
@@ -87,15 +88,19 @@ pub(super) async fn fire(
     Ok(written)
 }
 
+/// Writes deliveries logged outside a fire in one statement.
 pub(in crate::store) async fn log_deliveries(
     pool: &PgPool,
     deliveries: &[LoggedDelivery],
 ) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    for d in deliveries {
-        tx.record_delivery(&d.arrival, &d.verdict).await?;
-    }
-    tx.commit().await
+    let logged: Vec<(&Arrival, &Verdict)> = deliveries
+        .iter()
+        .map(|d| (&d.arrival, &d.verdict))
+        .collect();
+    bind_logged(sqlx::query(INSERT_LOGGED), &logged)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub(in crate::store) async fn record_attempt(pool: &PgPool, a: &AttemptRecord) -> sqlx::Result<()> {

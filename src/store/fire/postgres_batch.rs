@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use sqlx::{FromRow, PgConnection, PgPool, Row};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{
@@ -486,6 +488,46 @@ async fn upsert_contacts(
         .collect())
 }
 
+/// Inserts delivery log rows, each column an array (`$1` to `$17`, bound by [`bind_logged`]).
+pub(super) const INSERT_LOGGED: &str = concat!(
+    "INSERT INTO ",
+    delivery_columns!(),
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], \
+     $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bytea[], $17::text[])"
+);
+
+/// Binds delivery log rows as one array per column, in the order of `delivery_columns!`.
+pub(super) fn bind_logged<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    logged: &'q [(&'q Arrival, &'q Verdict)],
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(column(logged, |(a, _)| a.id.as_str()))
+        .bind(column(logged, |(a, _)| a.org_id.as_str()))
+        .bind(column(logged, |(a, _)| a.connection_id.as_str()))
+        .bind(column(logged, |(a, _)| a.provider.as_str()))
+        .bind(column(logged, |(a, _)| a.event.as_deref()))
+        .bind(column(logged, |(_, v)| v.status.as_str()))
+        .bind(column(logged, |(_, v)| v.reason.as_deref()))
+        .bind(column(logged, |(_, v)| i64::from(v.http_status)))
+        .bind(column(logged, |(a, _)| a.received_at_ms))
+        .bind(column(logged, |(a, _)| a.trigger_id.as_deref()))
+        .bind(column(logged, |(_, v)| v.trigger_instance_id.as_deref()))
+        .bind(column(logged, |(_, v)| {
+            serde_json::to_string(&v.run_ids).expect("strings serialise")
+        }))
+        .bind(column(logged, |(a, _)| a.replay_of.as_deref()))
+        .bind(column(logged, |(a, _)| a.headers.as_str()))
+        .bind(column(logged, |(a, _)| a.body_bytes))
+        .bind(column(logged, |(a, _)| {
+            a.body.as_ref().map(|b| b.bytes.as_slice())
+        }))
+        .bind(column(logged, |(a, _)| {
+            a.body.as_ref().and_then(|b| b.encoding)
+        }))
+}
+
 /// Inserts the batch's runs, trigger instances and delivery log rows in one statement.
 async fn insert_records(
     conn: &mut PgConnection,
@@ -514,16 +556,17 @@ async fn insert_records(
         .iter()
         .flat_map(|(i, r)| r.runs.iter().map(move |run| (writes[*i], r, run)))
         .collect();
-    let logged: Vec<(&Arrival, Verdict)> = records
+    let verdicts: Vec<(&Arrival, Verdict)> = records
         .iter()
         .filter_map(|(i, r)| {
             let w = writes[*i];
             w.delivery.as_ref().map(|a| (a, verdict(w, r)))
         })
         .collect();
+    let logged: Vec<(&Arrival, &Verdict)> = verdicts.iter().map(|(a, v)| (*a, v)).collect();
     let instances: Vec<(&FireWrite, &NewRecord)> =
         records.iter().map(|(i, r)| (writes[*i], r)).collect();
-    sqlx::query(INSERT_RECORDS)
+    let query = sqlx::query(INSERT_RECORDS)
         .bind(RunStatus::Queued.as_str())
         .bind(column(&runs, |(_, _, run)| run.id.as_str()))
         .bind(column(&runs, |(w, _, _)| w.org_id.as_str()))
@@ -535,30 +578,8 @@ async fn insert_records(
             w.contact_email.as_ref().map_or("", Email::as_str)
         }))
         .bind(column(&runs, |(_, r, _)| r.payload))
-        .bind(column(&runs, |(w, _, _)| w.now_ms))
-        .bind(column(&logged, |(a, _)| a.id.as_str()))
-        .bind(column(&logged, |(a, _)| a.org_id.as_str()))
-        .bind(column(&logged, |(a, _)| a.connection_id.as_str()))
-        .bind(column(&logged, |(a, _)| a.provider.as_str()))
-        .bind(column(&logged, |(a, _)| a.event.as_deref()))
-        .bind(column(&logged, |(_, v)| v.status.as_str()))
-        .bind(column(&logged, |(_, v)| v.reason.as_deref()))
-        .bind(column(&logged, |(_, v)| i64::from(v.http_status)))
-        .bind(column(&logged, |(a, _)| a.received_at_ms))
-        .bind(column(&logged, |(a, _)| a.trigger_id.as_deref()))
-        .bind(column(&logged, |(_, v)| v.trigger_instance_id.as_deref()))
-        .bind(column(&logged, |(_, v)| {
-            serde_json::to_string(&v.run_ids).expect("strings serialise")
-        }))
-        .bind(column(&logged, |(a, _)| a.replay_of.as_deref()))
-        .bind(column(&logged, |(a, _)| a.headers.as_str()))
-        .bind(column(&logged, |(a, _)| a.body_bytes))
-        .bind(column(&logged, |(a, _)| {
-            a.body.as_ref().map(|b| b.bytes.as_slice())
-        }))
-        .bind(column(&logged, |(a, _)| {
-            a.body.as_ref().and_then(|b| b.encoding)
-        }))
+        .bind(column(&runs, |(w, _, _)| w.now_ms));
+    bind_logged(query, &logged)
         .bind(column(&instances, |(w, _)| w.instance_id.as_str()))
         .bind(column(&instances, |(w, _)| w.org_id.as_str()))
         .bind(column(&instances, |(w, _)| w.trigger_id.as_str()))
