@@ -159,18 +159,6 @@ pub struct Room {
     pub held: Vec<(String, i64)>,
 }
 
-impl Room {
-    /// What a claim may lease of `subscription`'s due deliveries.
-    pub(super) fn of(&self, subscription: &str) -> i64 {
-        let held = self
-            .held
-            .iter()
-            .find(|(id, _)| id == subscription)
-            .map_or(0, |(_, n)| *n);
-        (self.per_endpoint - held).max(0)
-    }
-}
-
 /// A claim of due deliveries for one process.
 pub struct Lease {
     pub owner: String,
@@ -182,6 +170,18 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// How many of `subscription`'s due deliveries the claim may still lease, having
+    /// leased `so_far`: the subscription's room, within what is left of `limit`.
+    pub(super) fn share(&self, subscription: &str, so_far: usize) -> i64 {
+        let held = self
+            .room
+            .held
+            .iter()
+            .find(|(id, _)| id == subscription)
+            .map_or(0, |(_, n)| *n);
+        (self.room.per_endpoint - held).min(self.limit - so_far as i64)
+    }
+
     /// The subscriptions with due deliveries (`DUE_SUBSCRIPTIONS`, in id order) in
     /// the order a claim visits them, starting at a random one: when a process has less room
     /// than is due, no subscription is always the last one served.
@@ -444,20 +444,6 @@ impl Store {
         limit: i64,
         room: &Room,
     ) -> sqlx::Result<Vec<Claim>> {
-        // Most polls find nothing due: a read answers them without taking SQLite's write
-        // lock from the fire committer.
-        let due: Option<i32> = with_read!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' \
-                 AND next_attempt_at <= $1 LIMIT 1",
-            )
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-        });
-        if due.is_none() {
-            return Ok(vec![]);
-        }
         let lease = Lease {
             owner: owner.to_owned(),
             until: lease_until,
@@ -473,7 +459,7 @@ impl Store {
                     .await?;
                 let mut ids: Vec<String> = Vec::new();
                 for subscription in Lease::visiting_order(due) {
-                    let n = lease.room.of(&subscription).min(limit - ids.len() as i64);
+                    let n = lease.share(&subscription, ids.len());
                     if n <= 0 {
                         continue;
                     }
@@ -499,6 +485,18 @@ impl Store {
             Backend::Sqlite {
                 committer, read, ..
             } => {
+                // Most polls find nothing due: a read answers them without a job for the
+                // fire committer.
+                let due: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM outbound_deliveries WHERE status = 'pending' \
+                     AND next_attempt_at <= $1 LIMIT 1",
+                )
+                .bind(now)
+                .fetch_optional(read)
+                .await?;
+                if due.is_none() {
+                    return Ok(vec![]);
+                }
                 // Through the fire committer, whose batches it joins, rather than waiting
                 // for SQLite's write lock behind them.
                 let ids = committer.claim(lease).await.map_err(|e| {

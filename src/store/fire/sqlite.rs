@@ -268,10 +268,7 @@ impl Writer<'_> {
         let mut claim = self.0.prepare_cached(CLAIM_SQLITE)?;
         let mut ids: Vec<String> = Vec::new();
         for subscription in Lease::visiting_order(due) {
-            let n = lease
-                .room
-                .of(&subscription)
-                .min(lease.limit - ids.len() as i64);
+            let n = lease.share(&subscription, ids.len());
             if n <= 0 {
                 continue;
             }
