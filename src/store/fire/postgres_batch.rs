@@ -3,8 +3,9 @@
 //! On its own a fire costs six round trips (begin, key, contact, automations, record,
 //! commit), and at a couple of thousand fires a second the round trips' context switches,
 //! not the server's work, filled the cores. Writer tasks take every fire that is waiting
-//! and write them as one transaction of multi-row statements (`unnest` arrays), so a step
-//! is one round trip for the whole batch.
+//! and write them as one transaction of multi-row statements (`unnest` arrays): four round
+//! trips for the whole batch (begin; its keys, with the published automations of its
+//! triggers; everything it writes, contacts, runs, trigger instances and log rows; commit).
 //!
 //! A batch holds fires that touch different keys, contacts and provider ids: one multi-row
 //! upsert cannot change a row twice. A fire that would share one is written on its own
@@ -12,11 +13,12 @@
 //! fails, the batch is rolled back and each of its fires is written on its own, so a bad
 //! fire fails alone, with its own error.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -234,7 +236,7 @@ async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<
         .filter(|&i| writes[i].mode == FireMode::Run)
         .collect();
 
-    let mut contacts = upsert_contacts(conn, &writes, &running).await?;
+    let upserts = ContactUpserts::new(&writes, &running);
     let mut runs: HashMap<usize, Vec<NewRun>> = running
         .iter()
         .map(|&i| {
@@ -251,7 +253,7 @@ async fn write_batch(conn: &mut PgConnection, jobs: &[Job]) -> sqlx::Result<Vec<
             (i, NewRecord::new(writes[i].mode, runs, payload))
         })
         .collect();
-    insert_records(conn, &writes, &records).await?;
+    let mut contacts = write_records(conn, &writes, &upserts, &records).await?;
     let outcomes: Vec<(usize, FireOutcome)> =
         records.into_iter().map(|(i, r)| (i, r.outcome)).collect();
 
@@ -385,107 +387,111 @@ async fn claim_keys(
     Ok(claimed)
 }
 
-/// Upserts the contacts of the running fires that name one, with their custom field
-/// definitions and provider ids; answers each fire's contact change.
-async fn upsert_contacts(
-    conn: &mut PgConnection,
-    writes: &[&FireWrite],
-    running: &[usize],
-) -> sqlx::Result<HashMap<usize, ContactChange>> {
-    const UPSERT_CONTACTS: &str = concat!(
-        "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
-         ON CONFLICT (org_id, key) DO NOTHING), \
-         linked AS (INSERT INTO contact_identities (org_id, field, value, value_index, email) \
-         SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
-         ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email) \
-         INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
-         custom_fields, created_at, updated_at) \
-         SELECT c.org_id, c.email, c.first_name, c.last_name, c.subscribed, c.custom_fields, \
-         c.at, c.at FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], \
-         $14::bool[], $15::text[], $16::bigint[]) \
-         AS c(org_id, email, first_name, last_name, subscribed, custom_fields, at)",
-        contact_conflict!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
-        // xmax is 0 on a freshly inserted row (see the single fire's upsert).
-        " RETURNING org_id, email, first_name, last_name, subscribed, custom_fields, \
-         created_at, updated_at, (xmax = 0) AS created"
-    );
-    let mut upserts: Vec<(usize, &FireWrite, &Email)> = running
-        .iter()
-        .filter_map(|&i| writes[i].contact_email.as_ref().map(|e| (i, writes[i], e)))
-        .collect();
-    // One lock order, as for the keys.
-    upserts.sort_by(|(_, a, x), (_, b, y)| (&a.org_id, x.as_str()).cmp(&(&b.org_id, y.as_str())));
-    if upserts.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // The first value of a field new to the org defines its type, as fire by fire.
-    let mut defined = HashSet::new();
-    let mut fields = vec![];
-    let mut links = vec![];
-    for &(_, w, email) in &upserts {
-        for (key, value) in &w.contact.custom_fields {
-            if defined.insert((w.org_id.as_str(), key.as_str())) {
-                fields.push((w.org_id.as_str(), key.as_str(), json_type(value), w.now_ms));
+/// The contacts a batch upserts: those of its running fires that name one, with their
+/// custom field definitions and provider ids, each an array per column.
+struct ContactUpserts<'w> {
+    /// The fire, and its contact's email, in lock order.
+    upserts: Vec<(usize, &'w FireWrite, &'w Email)>,
+    /// New field definitions: org, key, type, when.
+    fields: Vec<(&'w str, &'w str, &'static str, i64)>,
+    /// Provider ids: org, field, value's index key, value, email.
+    links: Vec<(&'w str, &'w str, Cow<'w, str>, &'w str, &'w str)>,
+    custom_fields: Vec<String>,
+}
+
+impl<'w> ContactUpserts<'w> {
+    fn new(writes: &[&'w FireWrite], running: &[usize]) -> ContactUpserts<'w> {
+        let mut upserts: Vec<(usize, &FireWrite, &Email)> = running
+            .iter()
+            .filter_map(|&i| writes[i].contact_email.as_ref().map(|e| (i, writes[i], e)))
+            .collect();
+        // One lock order, as for the keys.
+        upserts
+            .sort_by(|(_, a, x), (_, b, y)| (&a.org_id, x.as_str()).cmp(&(&b.org_id, y.as_str())));
+        // The first value of a field new to the org defines its type, as fire by fire.
+        let mut defined = HashSet::new();
+        let mut fields = vec![];
+        let mut links = vec![];
+        for &(_, w, email) in &upserts {
+            for (key, value) in &w.contact.custom_fields {
+                if defined.insert((w.org_id.as_str(), key.as_str())) {
+                    fields.push((w.org_id.as_str(), key.as_str(), json_type(value), w.now_ms));
+                }
+            }
+            for (field, value) in &w.identities {
+                links.push((
+                    w.org_id.as_str(),
+                    field.as_str(),
+                    index_key(value),
+                    value.as_str(),
+                    email.as_str(),
+                ));
             }
         }
-        for (field, value) in &w.identities {
-            let index = index_key(value);
-            links.push((
-                w.org_id.as_str(),
-                field.as_str(),
-                index,
-                value.as_str(),
-                email.as_str(),
-            ));
+        // New field definitions and provider ids are index entries too: one lock order.
+        fields.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        links.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        let custom_fields = upserts
+            .iter()
+            .map(|(_, w, _)| {
+                serde_json::to_string(&w.contact.custom_fields).expect("JSON serialises")
+            })
+            .collect();
+        ContactUpserts {
+            upserts,
+            fields,
+            links,
+            custom_fields,
         }
     }
-    // New field definitions and provider ids are index entries too: one lock order.
-    fields.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    links.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-    let custom_fields: Vec<String> = upserts
-        .iter()
-        .map(|(_, w, _)| serde_json::to_string(&w.contact.custom_fields).expect("JSON serialises"))
-        .collect();
-    let rows = sqlx::query(UPSERT_CONTACTS)
-        .bind(column(&fields, |f| f.0))
-        .bind(column(&fields, |f| f.1))
-        .bind(column(&fields, |f| f.2))
-        .bind(column(&fields, |f| f.3))
-        .bind(column(&links, |l| l.0))
-        .bind(column(&links, |l| l.1))
-        .bind(column(&links, |l| l.3))
-        .bind(column(&links, |l| l.2.as_ref()))
-        .bind(column(&links, |l| l.4))
-        .bind(column(&upserts, |(_, w, _)| w.org_id.as_str()))
-        .bind(column(&upserts, |(_, _, e)| e.as_str()))
-        .bind(column(&upserts, |(_, w, _)| {
-            w.contact.first_name.as_deref()
-        }))
-        .bind(column(&upserts, |(_, w, _)| w.contact.last_name.as_deref()))
-        .bind(column(&upserts, |(_, w, _)| w.contact.subscribed))
-        .bind(custom_fields)
-        .bind(column(&upserts, |(_, w, _)| w.now_ms))
-        .fetch_all(&mut *conn)
-        .await?;
-    // A batch holds each contact once, so (org, email) names the fire.
-    let mut changes = HashMap::new();
-    for row in rows {
-        let org_id: String = row.try_get("org_id")?;
-        let change = ContactChange {
-            created: row.try_get("created")?,
-            row: ContactRow::from_row(&row)?,
-        };
-        changes.insert((org_id, change.row.email.clone()), change);
+
+    /// Binds `$1` to `$16` of [`WRITE_RECORDS`].
+    fn bind<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        let (fields, links, upserts) = (&self.fields, &self.links, &self.upserts);
+        query
+            .bind(column(fields, |f| f.0))
+            .bind(column(fields, |f| f.1))
+            .bind(column(fields, |f| f.2))
+            .bind(column(fields, |f| f.3))
+            .bind(column(links, |l| l.0))
+            .bind(column(links, |l| l.1))
+            .bind(column(links, |l| l.3))
+            .bind(column(links, |l| -> &str { &l.2 }))
+            .bind(column(links, |l| l.4))
+            .bind(column(upserts, |(_, w, _)| w.org_id.as_str()))
+            .bind(column(upserts, |(_, _, e)| e.as_str()))
+            .bind(column(upserts, |(_, w, _)| w.contact.first_name.as_deref()))
+            .bind(column(upserts, |(_, w, _)| w.contact.last_name.as_deref()))
+            .bind(column(upserts, |(_, w, _)| w.contact.subscribed))
+            .bind(&self.custom_fields)
+            .bind(column(upserts, |(_, w, _)| w.now_ms))
     }
-    Ok(upserts
-        .iter()
-        .filter_map(|(i, w, e)| {
-            changes
-                .remove(&(w.org_id.clone(), e.as_str().to_owned()))
-                .map(|c| (*i, c))
-        })
-        .collect())
+
+    /// Each fire's contact change, from the rows the upsert returned.
+    fn changes(&self, rows: Vec<PgRow>) -> sqlx::Result<HashMap<usize, ContactChange>> {
+        // A batch holds each contact once, so (org, email) names the fire.
+        let mut changes = HashMap::new();
+        for row in rows {
+            let org_id: String = row.try_get("org_id")?;
+            let change = ContactChange {
+                created: row.try_get("created")?,
+                row: ContactRow::from_row(&row)?,
+            };
+            changes.insert((org_id, change.row.email.clone()), change);
+        }
+        Ok(self
+            .upserts
+            .iter()
+            .filter_map(|(i, w, e)| {
+                changes
+                    .remove(&(w.org_id.clone(), e.as_str().to_owned()))
+                    .map(|c| (*i, c))
+            })
+            .collect())
+    }
 }
 
 /// Inserts delivery log rows, each column an array (`$1` to `$17`, bound by [`bind_logged`]).
@@ -528,30 +534,54 @@ pub(super) fn bind_logged<'q>(
         }))
 }
 
-/// Inserts the batch's runs, trigger instances and delivery log rows in one statement.
-async fn insert_records(
+/// Writes what a batch's fires leave behind, in one statement: the contacts of the
+/// running ones (`$1` to `$16`, bound by [`ContactUpserts::bind`]), their runs, trigger
+/// instances and delivery log rows. The contacts' rows come back.
+const WRITE_RECORDS: &str = concat!(
+    "WITH defined AS (INSERT INTO contact_fields (org_id, key, type, created_at) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+     ON CONFLICT (org_id, key) DO NOTHING), \
+     linked AS (INSERT INTO contact_identities (org_id, field, value, value_index, email) \
+     SELECT * FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
+     ON CONFLICT (org_id, field, value_index) DO UPDATE SET email = excluded.email), \
+     started AS (INSERT INTO ",
+    run_columns!(),
+    " SELECT r.id, r.org_id, r.automation_id, r.version, r.trigger_id, r.instance_id, $17, \
+     r.email, r.payload, r.at FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[], \
+     $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[]) \
+     AS r(id, org_id, automation_id, version, trigger_id, instance_id, email, payload, at)), \
+     logged AS (INSERT INTO ",
+    delivery_columns!(),
+    " SELECT * FROM unnest($27::text[], $28::text[], $29::text[], $30::text[], $31::text[], \
+     $32::text[], $33::text[], $34::bigint[], $35::bigint[], $36::text[], $37::text[], \
+     $38::text[], $39::text[], $40::text[], $41::bigint[], $42::bytea[], $43::text[])), \
+     instances AS (INSERT INTO ",
+    instance_columns!(),
+    " SELECT * FROM unnest($44::text[], $45::text[], $46::text[], $47::text[], $48::text[], \
+     $49::text[], $50::text[], $51::text[], $52::text[], $53::text[], $54::text[], \
+     $55::text[], $56::bigint[])) \
+     INSERT INTO contacts (org_id, email, first_name, last_name, subscribed, \
+     custom_fields, created_at, updated_at) \
+     SELECT c.org_id, c.email, c.first_name, c.last_name, c.subscribed, c.custom_fields, \
+     c.at, c.at FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], \
+     $14::bool[], $15::text[], $16::bigint[]) \
+     AS c(org_id, email, first_name, last_name, subscribed, custom_fields, at)",
+    contact_conflict!("(contacts.custom_fields::jsonb || excluded.custom_fields::jsonb)::text"),
+    // xmax is 0 on a freshly inserted row (see the single fire's upsert).
+    " RETURNING org_id, email, first_name, last_name, subscribed, custom_fields, \
+     created_at, updated_at, (xmax = 0) AS created"
+);
+
+/// Writes the batch's contacts, runs, trigger instances and delivery log rows in one
+/// statement ([`WRITE_RECORDS`]); answers each running fire's contact change. The parts
+/// touch different tables and none reads another's rows, so one statement does for what
+/// took two round trips.
+async fn write_records(
     conn: &mut PgConnection,
     writes: &[&FireWrite],
+    contacts: &ContactUpserts<'_>,
     records: &[(usize, NewRecord<'_>)],
-) -> sqlx::Result<()> {
-    const INSERT_RECORDS: &str = concat!(
-        "WITH started AS (INSERT INTO ",
-        run_columns!(),
-        " SELECT r.id, r.org_id, r.automation_id, r.version, r.trigger_id, r.instance_id, $1, \
-         r.email, r.payload, r.at FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], \
-         $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) \
-         AS r(id, org_id, automation_id, version, trigger_id, instance_id, email, payload, at)), \
-         logged AS (INSERT INTO ",
-        delivery_columns!(),
-        " SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-         $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[], $21::text[], \
-         $22::text[], $23::text[], $24::text[], $25::bigint[], $26::bytea[], $27::text[])) \
-         INSERT INTO ",
-        instance_columns!(),
-        " SELECT * FROM unnest($28::text[], $29::text[], $30::text[], $31::text[], $32::text[], \
-         $33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::text[], \
-         $39::text[], $40::bigint[])"
-    );
+) -> sqlx::Result<HashMap<usize, ContactChange>> {
     let runs: Vec<(&FireWrite, &NewRecord, &NewRun)> = records
         .iter()
         .flat_map(|(i, r)| r.runs.iter().map(move |run| (writes[*i], r, run)))
@@ -566,7 +596,8 @@ async fn insert_records(
     let logged: Vec<(&Arrival, &Verdict)> = verdicts.iter().map(|(a, v)| (*a, v)).collect();
     let instances: Vec<(&FireWrite, &NewRecord)> =
         records.iter().map(|(i, r)| (writes[*i], r)).collect();
-    let query = sqlx::query(INSERT_RECORDS)
+    let query = contacts
+        .bind(sqlx::query(WRITE_RECORDS))
         .bind(RunStatus::Queued.as_str())
         .bind(column(&runs, |(_, _, run)| run.id.as_str()))
         .bind(column(&runs, |(w, _, _)| w.org_id.as_str()))
@@ -579,7 +610,7 @@ async fn insert_records(
         }))
         .bind(column(&runs, |(_, r, _)| r.payload))
         .bind(column(&runs, |(w, _, _)| w.now_ms));
-    bind_logged(query, &logged)
+    let rows = bind_logged(query, &logged)
         .bind(column(&instances, |(w, _)| w.instance_id.as_str()))
         .bind(column(&instances, |(w, _)| w.org_id.as_str()))
         .bind(column(&instances, |(w, _)| w.trigger_id.as_str()))
@@ -597,7 +628,7 @@ async fn insert_records(
         .bind(column(&instances, |(_, r)| r.run_ids_json()))
         .bind(column(&instances, |(_, r)| r.automations_json()))
         .bind(column(&instances, |(w, _)| w.now_ms))
-        .execute(conn)
+        .fetch_all(conn)
         .await?;
-    Ok(())
+    contacts.changes(rows)
 }
