@@ -1,7 +1,7 @@
 //! The results table: rates, ratios to the bound, latencies, failures, memory and targets.
 
 use crate::load::Outcome;
-use crate::server::Memory;
+use crate::server::{Memory, Usage};
 
 /// The informational targets of a scenario (printed, never asserted).
 #[derive(Clone, Copy)]
@@ -33,6 +33,8 @@ pub struct Row {
     outcome: Outcome,
     targets: Targets,
     memory: Option<Memory>,
+    /// The server's use during the timed load.
+    usage: Option<Usage>,
     rss_growth: Option<RssGrowth>,
 }
 
@@ -70,6 +72,7 @@ impl Row {
             outcome,
             targets: *targets,
             memory: None,
+            usage: None,
             rss_growth: None,
         }
     }
@@ -83,6 +86,17 @@ impl Row {
     pub fn memory(mut self, memory: Memory) -> Row {
         self.memory = Some(memory);
         self
+    }
+
+    pub fn usage(mut self, usage: Usage) -> Row {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// The server's CPU time per accepted request, in microseconds.
+    fn cpu_per_accepted_us(&self) -> Option<f64> {
+        self.usage
+            .map(|u| u.cpu.as_secs_f64() * 1e6 / self.outcome.accepted.max(1) as f64)
     }
 
     pub fn rss_growth(mut self, growth: RssGrowth) -> Row {
@@ -199,8 +213,8 @@ fn thousands(n: u64) -> String {
 /// the Node peer's (when it ran).
 pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
     println!();
-    println!("| scenario | accepted/s | ratio to bound | x Node peer | p50 | p90 | p99 | p99/p50 | max | non-2xx | RSS peak / now | target met? |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
+    println!("| scenario | accepted/s | ratio to bound | x Node peer | p50 | p90 | p99 | p99/p50 | max | non-2xx | RSS peak / now | server CPU / accepted | target met? |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|");
     let baselines = std::iter::once(bound).chain(peer);
     for row in baselines.chain(rows) {
         let ratio = row.rate() / bound.rate().max(1e-9);
@@ -208,6 +222,9 @@ pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
         let memory = row.memory.map_or("n/a".into(), |m| {
             format!("{:.0} / {:.0} MB", mb(m.peak), mb(m.current))
         });
+        let cpu = row
+            .cpu_per_accepted_us()
+            .map_or("n/a".into(), |us| format!("{us:.0} µs"));
         let is_baseline = std::ptr::eq(row, bound) || peer.is_some_and(|p| std::ptr::eq(row, p));
         let verdict = if is_baseline {
             "-".into()
@@ -215,7 +232,7 @@ pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
             row.verdict(ratio, peer_multiple)
         };
         println!(
-            "| {} | {} | {ratio:.2} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} | {:.2} ms | {} | {memory} | {verdict} |",
+            "| {} | {} | {ratio:.2} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} | {:.2} ms | {} | {memory} | {cpu} | {verdict} |",
             row.label,
             thousands(row.rate().round() as u64),
             peer_multiple.map_or("-".into(), |m| format!("{m:.2}")),
@@ -230,16 +247,23 @@ pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
 }
 
 /// What the delivery log costs: the unique-delivery figure with it (1) below the same
-/// without it (9), when both ran.
+/// without it (9), when both ran; and the server's CPU per delivery with and without it,
+/// which moves less with what else the machine runs.
 pub fn print_log_cost(rows: &[Row]) {
-    let rate = |n| rows.iter().find(|r| r.number == Some(n)).map(Row::rate);
-    if let (Some(on), Some(off)) = (rate(1), rate(9)) {
+    let row = |n| rows.iter().find(|r| r.number == Some(n));
+    if let (Some(on), Some(off)) = (row(1), row(9)) {
         println!(
             "\ndelivery log: (1) {} accepted/s with it, (9) {} without: {:+.1}%",
-            thousands(on.round() as u64),
-            thousands(off.round() as u64),
-            (on / off.max(1e-9) - 1.0) * 100.0
+            thousands(on.rate().round() as u64),
+            thousands(off.rate().round() as u64),
+            (on.rate() / off.rate().max(1e-9) - 1.0) * 100.0
         );
+        if let (Some(on), Some(off)) = (on.cpu_per_accepted_us(), off.cpu_per_accepted_us()) {
+            println!(
+                "delivery log: server CPU per delivery {on:.0} µs with it, {off:.0} µs without: {:+.1}%",
+                (on / off.max(1e-9) - 1.0) * 100.0
+            );
+        }
     }
 }
 

@@ -352,8 +352,10 @@ impl Bench {
             order,
             expect,
         };
+        let before = server.usage()?;
         let outcome =
             load::run(server.addr, Arc::new(work), self.connections, self.duration).await?;
+        let usage = server.usage()? - before;
         if outcome.exhausted {
             println!(
                 "   ran out of pre-built requests after {:.1}s",
@@ -367,12 +369,19 @@ impl Bench {
             outcome.accepted_per_sec(),
             api.counters().await?
         );
+        let per_accepted = |total: f64| total / outcome.accepted.max(1) as f64;
+        println!(
+            "   per accepted request, the server used {:.0} µs of CPU and wrote {:.1} KB to storage",
+            per_accepted(usage.cpu.as_secs_f64() * 1e6),
+            per_accepted(usage.written as f64 / 1024.0)
+        );
         if let (Some(sink), Some(during)) = (sink, sent_events) {
             report_outbound(sink, during, &outcome).await?;
         }
         Ok(Row::new(scenario.name, outcome, &scenario.targets)
             .numbered(scenario.number)
-            .memory(memory))
+            .memory(memory)
+            .usage(usage))
     }
 
     /// Scenario 6: unique deliveries in batches until the count (or the time budget) is
