@@ -95,8 +95,7 @@ impl Row {
 
     /// The server's CPU time per accepted request, in microseconds.
     fn cpu_per_accepted_us(&self) -> Option<f64> {
-        self.usage
-            .map(|u| u.cpu.as_secs_f64() * 1e6 / self.outcome.accepted.max(1) as f64)
+        self.usage.map(|u| u.cpu_us_per(self.outcome.accepted))
     }
 
     pub fn rss_growth(mut self, growth: RssGrowth) -> Row {

@@ -369,11 +369,10 @@ impl Bench {
             outcome.accepted_per_sec(),
             api.counters().await?
         );
-        let per_accepted = |total: f64| total / outcome.accepted.max(1) as f64;
         println!(
             "   per accepted request, the server used {:.0} µs of CPU and wrote {:.1} KB to storage",
-            per_accepted(usage.cpu.as_secs_f64() * 1e6),
-            per_accepted(usage.written as f64 / 1024.0)
+            usage.cpu_us_per(outcome.accepted),
+            usage.kb_written_per(outcome.accepted)
         );
         if let (Some(sink), Some(during)) = (sink, sent_events) {
             report_outbound(sink, during, &outcome).await?;

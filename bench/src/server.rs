@@ -44,6 +44,18 @@ pub struct Usage {
     pub written: u64,
 }
 
+impl Usage {
+    /// CPU time per request, in microseconds, over `requests`.
+    pub fn cpu_us_per(&self, requests: u64) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
+    }
+
+    /// Bytes written per request, in KB, over `requests`.
+    pub fn kb_written_per(&self, requests: u64) -> f64 {
+        self.written as f64 / 1024.0 / requests.max(1) as f64
+    }
+}
+
 impl std::ops::Sub for Usage {
     type Output = Usage;
 
