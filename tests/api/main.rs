@@ -15,6 +15,7 @@ mod fire_batches;
 mod inputs;
 mod limits;
 mod long_ids;
+mod lost_commits;
 mod outbound;
 mod outbound_processes;
 mod processes;
