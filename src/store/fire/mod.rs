@@ -5,6 +5,7 @@
 
 mod postgres;
 mod postgres_batch;
+mod postgres_statements;
 mod sqlite;
 
 use std::sync::Arc;

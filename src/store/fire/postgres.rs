@@ -9,7 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 
 use serde_json::Value;
 
-use super::postgres_batch::{bind_logged, INSERT_LOGGED};
+use super::postgres_statements::{bind_logged, INSERT_LOGGED};
 use super::{
     insert_instance, json_type, run_columns, upsert_contact, write_fire, FireTx, FireWrite,
     FireWritten, KeyClaim, KeyHolderRow, NewRecord, Published, KEY_HOLDER, PUBLISHED, RELEASE_KEY,
