@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::{to_raw_value, RawValue};
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
@@ -37,7 +37,8 @@ pub struct Event {
     pub org_id: String,
     #[serde(skip)]
     pub kind: StreamEventType,
-    pub data: Value,
+    /// The event's JSON, serialised once when it is published, however many watch.
+    pub data: Box<RawValue>,
 }
 
 #[derive(Clone)]
@@ -83,7 +84,14 @@ impl Events {
     }
 
     /// Tells subscribers of `org_id` about `data`. Call it after the fact is committed.
-    pub fn publish(&self, org_id: &str, kind: StreamEventType, data: Value) {
+    pub fn publish(&self, org_id: &str, kind: StreamEventType, data: impl Serialize) {
+        let data = match to_raw_value(&data) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::error!(error = %e, %kind, "an event did not serialise; not published");
+                return;
+            }
+        };
         let now_ms = self.inner.clock.now_ms();
         let mut ring = self.inner.ring.lock().expect("events ring poisoned");
         let event = Arc::new(Event {
@@ -159,6 +167,6 @@ mod tests {
         events.publish("org_a", StreamEventType::Fire, json!({ "old": false }));
         let backlog = events.subscribe(Some(0)).backlog;
         assert_eq!(backlog.len(), 1);
-        assert_eq!(backlog[0].data, json!({ "old": false }));
+        assert_eq!(backlog[0].data.get(), r#"{"old":false}"#);
     }
 }

@@ -71,10 +71,11 @@ fn parse_types(raw: Option<&str>) -> Result<HashSet<StreamEventType>, ApiError> 
 
 /// One event in the SSE wire format: `id:`, `event:` and one `data:` line of JSON.
 fn frame(event: &Event) -> Bytes {
-    let data = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".into());
     Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        event.id, event.kind
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        event.id,
+        event.kind,
+        event.data.get()
     ))
 }
 
