@@ -175,7 +175,13 @@ mod tests {
         };
         let triggered = Outcome::Triggered(fired());
         assert_eq!(
-            json(answered(&connection, AT, "dlv_1", "user.created", &triggered)),
+            json(answered(
+                &connection,
+                AT,
+                "dlv_1",
+                "user.created",
+                &triggered
+            )),
             r#"{"deliveryId":"dlv_1","connectionId":"con_1","provider":"clerk","event":"user.created","status":"triggered","reason":null,"httpStatus":200,"receivedAt":"2026-01-01T00:00:00.401Z","triggerInstanceId":"tin_1","automationRunIds":["run_1"]}"#
         );
         // A repeat names the earlier fire, not its runs.
