@@ -1,7 +1,8 @@
 //! A fire whose COMMIT goes unanswered (the connection to PostgreSQL drops mid-commit):
 //! the gateway cannot know whether it was stored, so it answers 503 rather than a 2xx or a
-//! 500, and a retry with the same Idempotency-Key is answered from whichever it was: fired
-//! once if the commit was lost, replayed if it took. Never two sets of runs, never none.
+//! 500, and a retry (the same Idempotency-Key, or a provider's retry of the same event) is
+//! answered from whichever it was: fired once if the commit was lost, replayed (or a
+//! duplicate) if it took. Never two sets of runs, never none.
 //!
 //! A TCP proxy between the gateway and the server cuts the connection of the first fire
 //! transaction that commits after it is armed, either before the COMMIT reaches the server
@@ -16,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{spawn_app, spawn_app_on, Backend, TestApp};
+use crate::long_ids::{clerk_connection, clerk_user, deliver_clerk};
 
 /// Where the proxy cuts the armed commit.
 #[derive(Debug, Clone, Copy)]
@@ -136,9 +138,9 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, armed: Arc<Mutex<Op
     }
 }
 
-/// A gateway whose database connections pass through a [`CommitCutter`], with a trigger
-/// that has one published automation.
-async fn gateway_behind_cutter() -> (TestApp, TestApp, CommitCutter, String) {
+/// A gateway on a fresh database, and another on the same database whose connections
+/// pass through a [`CommitCutter`].
+async fn gateway_behind_cutter() -> (TestApp, TestApp, CommitCutter) {
     let Backend::Postgres(server) = Backend::postgres() else {
         unreachable!()
     };
@@ -156,13 +158,19 @@ async fn gateway_behind_cutter() -> (TestApp, TestApp, CommitCutter, String) {
         |_| {},
     )
     .await;
-    let trigger = behind.create_trigger().await;
-    behind.create_automation(&trigger, true).await;
-    (direct, behind, cutter, trigger)
+    (direct, behind, cutter)
+}
+
+/// A trigger with one published automation.
+async fn published_trigger(app: &TestApp) -> String {
+    let trigger = app.create_trigger().await;
+    app.create_automation(&trigger, true).await;
+    trigger
 }
 
 async fn a_fire_whose_commit_is_lost_fires_once_on_retry() {
-    let (direct, behind, cutter, trigger) = gateway_behind_cutter().await;
+    let (direct, behind, cutter) = gateway_behind_cutter().await;
+    let trigger = published_trigger(&behind).await;
     let body = json!({"payload": {"email": "lost@b.co"}});
 
     cutter.arm(Cut::BeforeCommit);
@@ -186,7 +194,8 @@ async fn a_fire_whose_commit_is_lost_fires_once_on_retry() {
 }
 
 async fn a_fire_whose_commit_answer_is_lost_is_replayed_on_retry() {
-    let (direct, behind, cutter, trigger) = gateway_behind_cutter().await;
+    let (direct, behind, cutter) = gateway_behind_cutter().await;
+    let trigger = published_trigger(&behind).await;
     let body = json!({"payload": {"email": "unanswered@b.co"}});
 
     cutter.arm(Cut::AfterCommit);
@@ -215,6 +224,36 @@ async fn a_fire_whose_commit_answer_is_lost_is_replayed_on_retry() {
     assert_eq!(direct.runs_of(&trigger).await.len(), 1);
 }
 
+/// A provider retries a delivery it got a 503 for, with the same event id and signature:
+/// the retry fires if the first commit was lost, and is a duplicate if it took.
+async fn a_providers_retry_after_a_cut_commit_fires_once() {
+    let (direct, behind, cutter) = gateway_behind_cutter().await;
+    let connection = clerk_connection(&behind).await;
+    let trigger = format!("clerk:{connection}:user.created");
+    for (n, (cut, retried)) in [
+        (Cut::BeforeCommit, "triggered"),
+        (Cut::AfterCommit, "duplicate"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let svix_id = format!("msg_cut_{n}");
+        let body = clerk_user(&format!("user_cut_{n}"), &format!("cut{n}@b.co"));
+        cutter.arm(cut);
+        let first = deliver_clerk(&behind, &connection, &svix_id, &body).await;
+        assert!(!cutter.is_armed(), "{cut:?}: the fire's commit was not cut");
+        assert_eq!(first.status, 503, "{cut:?}: {:?}", first.body);
+        let retry = deliver_clerk(&behind, &connection, &svix_id, &body).await;
+        assert_eq!(
+            (retry.status, &retry.body["status"]),
+            (200, &json!(retried)),
+            "{cut:?}: {:?}",
+            retry.body
+        );
+        assert_eq!(direct.runs_of(&trigger).await.len(), n + 1, "{cut:?}");
+    }
+}
+
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fire_whose_commit_is_lost_fires_once_on_retry() {
@@ -224,5 +263,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fire_whose_commit_answer_is_lost_is_replayed_on_retry() {
         super::a_fire_whose_commit_answer_is_lost_is_replayed_on_retry().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_providers_retry_after_a_cut_commit_fires_once() {
+        super::a_providers_retry_after_a_cut_commit_fires_once().await
     }
 }
