@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use crate::report::LogPair;
 use crate::scenarios::{Bench, SoakPlan, SCENARIOS};
 
 /// The soak's time budget when every scenario runs, so that `all` ends within 10 minutes.
@@ -73,6 +74,10 @@ struct Options {
     /// Leave the Node peer out.
     #[arg(long)]
     no_peer: bool,
+    /// When both (1) and (9) run: how many times to measure them in alternation for the
+    /// delivery log's cost (the table's runs are the first pair); the median is printed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    log_pairs: u32,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -241,8 +246,29 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => println!("   ({}) failed: {e:#}", scenario.number),
         }
     }
+    let mut log_pairs: Vec<LogPair> = LogPair::in_rows(&rows).into_iter().collect();
+    if !log_pairs.is_empty() {
+        let [with_log, without_log] = [1, 9].map(|n| {
+            SCENARIOS
+                .iter()
+                .find(|s| s.number == n)
+                .expect("scenarios 1 and 9 exist")
+        });
+        for pair in 2..=opts.log_pairs {
+            println!(
+                "\nthe delivery log's cost, pair {pair} of {}:",
+                opts.log_pairs
+            );
+            let on = bench.run(with_log, bound.rate()).await;
+            let off = bench.run(without_log, bound.rate()).await;
+            match (on, off) {
+                (Ok(on), Ok(off)) => log_pairs.push(LogPair::new(&on, &off)),
+                (Err(e), _) | (_, Err(e)) => println!("   this pair failed: {e:#}"),
+            }
+        }
+    }
     report::print_table(&bound, peer.as_ref(), &rows);
-    report::print_log_cost(&rows);
+    report::print_log_cost(&log_pairs);
     println!("\ntotal time {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -245,30 +245,98 @@ pub fn print_table(bound: &Row, peer: Option<&Row>, rows: &[Row]) {
     }
 }
 
-/// What the delivery log costs: the unique-delivery figure with it (1) below the same
-/// without it (9), when both ran; and the server's CPU per delivery with and without it,
-/// which moves less with what else the machine runs.
-pub fn print_log_cost(rows: &[Row]) {
-    let row = |n| rows.iter().find(|r| r.number == Some(n));
-    if let (Some(on), Some(off)) = (row(1), row(9)) {
+/// One measurement of what the delivery log costs: a run of (1), with the log, and one of
+/// (9), the same load without it.
+pub struct LogPair {
+    rate_on: f64,
+    rate_off: f64,
+    /// The server's CPU per delivery with and without the log, which moves less with what
+    /// else the machine runs.
+    cpu_us: Option<(f64, f64)>,
+}
+
+impl LogPair {
+    pub fn new(on: &Row, off: &Row) -> LogPair {
+        LogPair {
+            rate_on: on.rate(),
+            rate_off: off.rate(),
+            cpu_us: on.cpu_per_accepted_us().zip(off.cpu_per_accepted_us()),
+        }
+    }
+
+    /// The pair among the table's rows, when both (1) and (9) ran.
+    pub fn in_rows(rows: &[Row]) -> Option<LogPair> {
+        let row = |n| rows.iter().find(|r| r.number == Some(n));
+        Some(LogPair::new(row(1)?, row(9)?))
+    }
+
+    /// The change in accepted/s with the log on, in per cent (negative: slower).
+    fn rate_change(&self) -> f64 {
+        (self.rate_on / self.rate_off.max(1e-9) - 1.0) * 100.0
+    }
+
+    /// The change in server CPU per delivery with the log on, in per cent.
+    fn cpu_change(&self) -> Option<f64> {
+        self.cpu_us
+            .map(|(on, off)| (on / off.max(1e-9) - 1.0) * 100.0)
+    }
+}
+
+/// Each pair's cost of the delivery log and, over several pairs, the median: one pair can
+/// be far off on a machine whose speed moves from run to run.
+pub fn print_log_cost(pairs: &[LogPair]) {
+    for (i, pair) in pairs.iter().enumerate() {
         println!(
-            "\ndelivery log: (1) {} accepted/s with it, (9) {} without: {:+.1}%",
-            thousands(on.rate().round() as u64),
-            thousands(off.rate().round() as u64),
-            (on.rate() / off.rate().max(1e-9) - 1.0) * 100.0
+            "\ndelivery log, pair {} of {}: (1) {} accepted/s with it, (9) {} without: {:+.1}%",
+            i + 1,
+            pairs.len(),
+            thousands(pair.rate_on.round() as u64),
+            thousands(pair.rate_off.round() as u64),
+            pair.rate_change()
         );
-        if let (Some(on), Some(off)) = (on.cpu_per_accepted_us(), off.cpu_per_accepted_us()) {
+        if let (Some((on, off)), Some(change)) = (pair.cpu_us, pair.cpu_change()) {
             println!(
-                "delivery log: server CPU per delivery {on:.0} µs with it, {off:.0} µs without: {:+.1}%",
-                (on / off.max(1e-9) - 1.0) * 100.0
+                "delivery log, pair {} of {}: server CPU per delivery {on:.0} µs with it, {off:.0} µs without: {change:+.1}%",
+                i + 1,
+                pairs.len(),
             );
         }
+    }
+    if pairs.len() > 1 {
+        let rate = median(pairs.iter().map(LogPair::rate_change).collect());
+        let cpu: Vec<f64> = pairs.iter().filter_map(LogPair::cpu_change).collect();
+        let cpu = if cpu.is_empty() {
+            String::new()
+        } else {
+            format!(", server CPU per delivery {:+.1}%", median(cpu))
+        };
+        println!(
+            "\ndelivery log, median of {} pairs: accepted/s {rate:+.1}%{cpu} (target: a drop of at most 10%)",
+            pairs.len()
+        );
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{median, thousands};
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_two() {
+        assert_eq!(median(vec![14.0, -4.0, 31.0]), 14.0);
+        assert_eq!(median(vec![12.0, 2.0, 30.0, 14.0]), 13.0);
+        assert_eq!(median(vec![-3.0]), -3.0);
+    }
 
     #[test]
     fn groups_digits() {
