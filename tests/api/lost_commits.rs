@@ -8,6 +8,7 @@
 //! transaction that commits after it is armed, either before the COMMIT reaches the server
 //! or after the server has committed but before its answer reaches the gateway.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{spawn_app, spawn_app_on, Backend, TestApp};
+use crate::helpers::{spawn_app, spawn_app_on, Backend, Reply, TestApp};
 use crate::long_ids::{clerk_connection, clerk_user, deliver_clerk};
 
 /// Where the proxy cuts the armed commit.
@@ -28,7 +29,7 @@ enum Cut {
     AfterCommit,
 }
 
-#[derive(Clone)]
+/// A proxy to PostgreSQL that cuts one fire transaction's commit when asked.
 struct CommitCutter {
     addr: SocketAddr,
     armed: Arc<Mutex<Option<Cut>>>,
@@ -51,13 +52,17 @@ impl CommitCutter {
         cutter
     }
 
-    /// Cuts the next fire transaction's commit, once.
-    fn arm(&self, cut: Cut) {
+    /// Sends `request` with the next fire transaction's commit cut as `cut`; checks that
+    /// it was cut and that the request was answered 503.
+    async fn cutting(&self, cut: Cut, request: impl Future<Output = Reply>) -> Reply {
         *self.armed.lock().unwrap() = Some(cut);
-    }
-
-    fn is_armed(&self) -> bool {
-        self.armed.lock().unwrap().is_some()
+        let reply = request.await;
+        assert!(
+            self.armed.lock().unwrap().is_none(),
+            "{cut:?}: the fire's commit was not cut"
+        );
+        assert_eq!(reply.status, 503, "{cut:?}: {:?}", reply.body);
+        reply
     }
 
     /// `database_url` with the proxy in place of the server, in plain text so the proxy
@@ -173,10 +178,12 @@ async fn a_fire_whose_commit_is_lost_fires_once_on_retry() {
     let trigger = published_trigger(&behind).await;
     let body = json!({"payload": {"email": "lost@b.co"}});
 
-    cutter.arm(Cut::BeforeCommit);
-    let cut = behind.fire(&trigger, &body, Some("key-lost")).await;
-    assert!(!cutter.is_armed(), "the fire's commit was not cut");
-    assert_eq!(cut.status, 503, "{:?}", cut.body);
+    let cut = cutter
+        .cutting(
+            Cut::BeforeCommit,
+            behind.fire(&trigger, &body, Some("key-lost")),
+        )
+        .await;
     assert_eq!(cut.body["code"], "SERVICE_UNAVAILABLE", "{:?}", cut.body);
     assert!(cut.headers.contains_key("retry-after"));
     assert!(direct.runs_of(&trigger).await.is_empty());
@@ -198,10 +205,12 @@ async fn a_fire_whose_commit_answer_is_lost_is_replayed_on_retry() {
     let trigger = published_trigger(&behind).await;
     let body = json!({"payload": {"email": "unanswered@b.co"}});
 
-    cutter.arm(Cut::AfterCommit);
-    let cut = behind.fire(&trigger, &body, Some("key-unanswered")).await;
-    assert!(!cutter.is_armed(), "the fire's commit was not cut");
-    assert_eq!(cut.status, 503, "{:?}", cut.body);
+    let cut = cutter
+        .cutting(
+            Cut::AfterCommit,
+            behind.fire(&trigger, &body, Some("key-unanswered")),
+        )
+        .await;
     assert_eq!(cut.body["code"], "SERVICE_UNAVAILABLE", "{:?}", cut.body);
     // Stored all the same.
     let runs = direct.runs_of(&trigger).await;
@@ -239,10 +248,9 @@ async fn a_providers_retry_after_a_cut_commit_fires_once() {
     {
         let svix_id = format!("msg_cut_{n}");
         let body = clerk_user(&format!("user_cut_{n}"), &format!("cut{n}@b.co"));
-        cutter.arm(cut);
-        let first = deliver_clerk(&behind, &connection, &svix_id, &body).await;
-        assert!(!cutter.is_armed(), "{cut:?}: the fire's commit was not cut");
-        assert_eq!(first.status, 503, "{cut:?}: {:?}", first.body);
+        cutter
+            .cutting(cut, deliver_clerk(&behind, &connection, &svix_id, &body))
+            .await;
         let retry = deliver_clerk(&behind, &connection, &svix_id, &body).await;
         assert_eq!(
             (retry.status, &retry.body["status"]),
