@@ -13,6 +13,11 @@ use super::{with_read, with_write, Backend, Page, Store};
 use crate::domain::DeliveryStatus;
 use crate::ids;
 
+/// The reason a delivery's log row gives when its fire's commit was not confirmed (the
+/// connection to PostgreSQL failed during COMMIT): the fire may be stored, but the provider
+/// was answered 503 and retries.
+pub const UNCONFIRMED: &str = "commit_unconfirmed";
+
 /// What arrived on a receive URL; [`Verdict`] says what became of it.
 #[derive(Debug, Clone)]
 pub struct Arrival {

@@ -2,7 +2,8 @@
 //! the gateway cannot know whether it was stored, so it answers 503 rather than a 2xx or a
 //! 500, and a retry (the same Idempotency-Key, or a provider's retry of the same event) is
 //! answered from whichever it was: fired once if the commit was lost, replayed (or a
-//! duplicate) if it took. Never two sets of runs, never none.
+//! duplicate) if it took. Never two sets of runs, never none. The delivery log says what
+//! the provider was answered.
 //!
 //! A TCP proxy between the gateway and the server cuts the connection of the first fire
 //! transaction that commits after it is armed, either before the COMMIT reaches the server
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use firehook::clock::Clock;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -259,6 +260,29 @@ async fn a_providers_retry_after_a_cut_commit_fires_once() {
             retry.body
         );
         assert_eq!(direct.runs_of(&trigger).await.len(), n + 1, "{cut:?}");
+    }
+    // The log, oldest first: the delivery whose commit was lost left no row; the one whose
+    // commit took says what the provider was answered (corrected in the background).
+    let expected = json!([
+        ["triggered", 200, null],
+        ["triggered", 503, "commit_unconfirmed"],
+        ["duplicate", 200, null],
+    ]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let path = format!("/v1/integrations/deliveries?connectionId={connection}");
+        let logged: Vec<Value> = direct
+            .list_all(&path)
+            .await
+            .iter()
+            .rev()
+            .map(|d| json!([d["status"], d["httpStatus"], d["reason"]]))
+            .collect();
+        if json!(logged) == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(json!(logged), expected);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

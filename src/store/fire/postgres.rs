@@ -9,6 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Row};
 
 use serde_json::Value;
 
+use super::postgres_batch::{commit, Failed};
 use super::postgres_statements::{bind_logged, INSERT_LOGGED};
 use super::{
     insert_instance, json_type, run_columns, upsert_contact, write_fire, FireTx, FireWrite,
@@ -16,7 +17,7 @@ use super::{
 };
 use crate::domain::{Email, RunStatus};
 use crate::store::deliveries::{
-    delivery_columns, Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY,
+    delivery_columns, Arrival, LoggedDelivery, Verdict, INSERT_DELIVERY, UNCONFIRMED,
 };
 use crate::store::digest::index_key;
 use crate::store::outbound::{AttemptRecord, FINISH_ATTEMPT, INSERT_ATTEMPT};
@@ -80,12 +81,25 @@ pub(super) async fn fire(
     pool: &PgPool,
     w: &FireWrite,
     subscribers: &Subscribers,
-) -> sqlx::Result<FireWritten> {
-    let mut tx = pool.begin().await?;
-    let written = write_fire(&mut *tx, w, subscribers).await?;
+) -> Result<FireWritten, Failed> {
+    let mut tx = pool.begin().await.map_err(Failed::RolledBack)?;
+    let written = write_fire(&mut *tx, w, subscribers)
+        .await
+        .map_err(Failed::RolledBack)?;
     // A repeat of a held key wrote its delivery's log row, if any, and nothing else.
-    tx.commit().await?;
+    commit(tx).await?;
     Ok(written)
+}
+
+/// Corrects the log rows of deliveries whose fires' commit was not confirmed: they were
+/// answered 503, so the provider retries them.
+pub(super) async fn mark_unconfirmed(pool: &PgPool, delivery_ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query("UPDATE deliveries SET http_status = 503, reason = $1 WHERE id = ANY($2)")
+        .bind(UNCONFIRMED)
+        .bind(delivery_ids)
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 /// Writes deliveries logged outside a fire in one statement.

@@ -110,9 +110,7 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
             }
             Err(Failed::Unconfirmed(e)) => {
                 tracing::error!(error = %e, fires = together.len(), "a fire batch's commit was not confirmed");
-                for job in together {
-                    let _ = job.reply.send(Err(FireError::Unconfirmed(e.to_string())));
-                }
+                unconfirmed(pool, together, &e);
             }
             Err(Failed::RolledBack(e)) => {
                 tracing::warn!(error = %e, fires = together.len(), "a fire batch failed; writing its fires one by one");
@@ -129,12 +127,42 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
 }
 
 async fn write_alone(pool: &PgPool, job: Job) {
-    let written = super::postgres::fire(pool, &job.write, &job.subscribers).await;
-    let _ = job.reply.send(written.map_err(FireError::from));
+    match super::postgres::fire(pool, &job.write, &job.subscribers).await {
+        Ok(written) => {
+            let _ = job.reply.send(Ok(written));
+        }
+        Err(Failed::RolledBack(e)) => {
+            let _ = job.reply.send(Err(FireError::from(e)));
+        }
+        Err(Failed::Unconfirmed(e)) => {
+            tracing::error!(error = %e, "a fire's commit was not confirmed");
+            unconfirmed(pool, vec![job], &e);
+        }
+    }
 }
 
-/// Why a batch was not written.
-enum Failed {
+/// Answers fires whose commit was not confirmed (the client is told to retry), then
+/// corrects the log rows of their deliveries, in the background: where the commit took,
+/// the row was written as if the delivery had been answered, and says 200.
+fn unconfirmed(pool: &PgPool, jobs: Vec<Job>, e: &sqlx::Error) {
+    let mut logged = vec![];
+    for job in jobs {
+        logged.extend(job.write.delivery.as_ref().map(|a| a.id.clone()));
+        let _ = job.reply.send(Err(FireError::Unconfirmed(e.to_string())));
+    }
+    if logged.is_empty() {
+        return;
+    }
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::postgres::mark_unconfirmed(&pool, &logged).await {
+            tracing::warn!(error = %e, deliveries = ?logged, "marking deliveries whose commit was not confirmed failed");
+        }
+    });
+}
+
+/// Why a batch (or a fire written alone) was not written.
+pub(super) enum Failed {
     /// Nothing of it was committed: each fire can be written again.
     RolledBack(sqlx::Error),
     /// The connection failed during COMMIT, so the batch may or may not be stored. Writing
@@ -190,8 +218,14 @@ async fn write_together(pool: &PgPool, jobs: &[Job]) -> Result<Vec<FireWritten>,
     let written = write_batch(&mut tx, jobs)
         .await
         .map_err(Failed::RolledBack)?;
+    commit(tx).await?;
+    Ok(written)
+}
+
+/// Commits a fire's or a batch's transaction.
+pub(super) async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), Failed> {
     match tx.commit().await {
-        Ok(()) => Ok(written),
+        Ok(()) => Ok(()),
         // The server answered: the commit failed (a deferred check) and rolled back.
         Err(e @ sqlx::Error::Database(_)) => Err(Failed::RolledBack(e)),
         Err(e) => Err(Failed::Unconfirmed(e)),
