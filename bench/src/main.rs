@@ -2,6 +2,7 @@
 //! measures a bare upper bound, then each scenario on a fresh server, and prints a table.
 
 mod bound;
+mod committer;
 mod load;
 mod peer;
 mod report;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bound::Bound;
+use crate::committer::Sampler;
 use crate::load::{self, Outcome};
 use crate::peer::NodePeer;
 use crate::report::{mb, Row, RssGrowth, Targets};
@@ -353,8 +354,10 @@ impl Bench {
             expect,
         };
         let before = server.usage()?;
+        let committer = Sampler::start(server.pid());
         let outcome =
             load::run(server.addr, Arc::new(work), self.connections, self.duration).await?;
+        let committer = committer.map(Sampler::finish);
         let usage = server.usage()? - before;
         if outcome.exhausted {
             println!(
@@ -374,6 +377,9 @@ impl Bench {
             usage.cpu_us_per(outcome.accepted),
             usage.kb_written_per(outcome.accepted)
         );
+        if let Some(committer) = committer {
+            println!("   {}", committer.describe(outcome.accepted));
+        }
         if let (Some(sink), Some(during)) = (sink, sent_events) {
             report_outbound(sink, during, &outcome).await?;
         }

@@ -235,6 +235,10 @@ impl Firehook {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU time and bytes written so far, from /proc/<pid>/stat and /proc/<pid>/io.
     pub fn usage(&self) -> anyhow::Result<Usage> {
         let pid = self.child.id();
