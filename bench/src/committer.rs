@@ -3,10 +3,13 @@
 //! the rest of the server could do. Sampled from /proc while the load runs.
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::server::read_stat;
 
 /// The committer thread's name as /proc shows it (cut to 15 bytes).
 const COMMITTER: &str = "sqlite-committe";
@@ -55,10 +58,11 @@ impl Sampler {
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut time = CommitterTime::default();
-            let first = read(&stat);
-            let mut last = first;
+            let Ok((_, first)) = read_stat(&stat) else {
+                return time;
+            };
             while !stopping.load(Ordering::Relaxed) {
-                let Some((state, ticks)) = read(&stat) else {
+                let Ok((state, cpu)) = read_stat(&stat) else {
                     break;
                 };
                 match state {
@@ -66,13 +70,8 @@ impl Sampler {
                     'D' => time.disk += 1,
                     _ => time.idle += 1,
                 }
-                last = Some((state, ticks));
+                time.cpu = cpu.saturating_sub(first);
                 std::thread::sleep(EVERY);
-            }
-            if let (Some((_, from)), Some((_, to))) = (first, last) {
-                // SAFETY: sysconf only reads a constant of the system.
-                let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-                time.cpu = Duration::from_secs_f64(to.saturating_sub(from) as f64 / per_second);
             }
             time
         });
@@ -86,7 +85,7 @@ impl Sampler {
 }
 
 /// The stat file of the committer thread of `pid`.
-fn committer_stat(pid: u32) -> Option<String> {
+fn committer_stat(pid: u32) -> Option<PathBuf> {
     fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
         .flatten()
@@ -94,16 +93,5 @@ fn committer_stat(pid: u32) -> Option<String> {
         .find(|task| {
             fs::read_to_string(task.join("comm")).is_ok_and(|name| name.trim_end() == COMMITTER)
         })
-        .map(|task| task.join("stat").to_string_lossy().into_owned())
-}
-
-/// The thread's state letter and its CPU time so far (utime + stime, in clock ticks).
-fn read(stat: &str) -> Option<(char, u64)> {
-    let stat = fs::read_to_string(stat).ok()?;
-    // The name may hold spaces; the fields after it start at stat(5)'s third.
-    let (_, fields) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = fields.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
-    Some((state, ticks(14)? + ticks(15)?))
+        .map(|task| task.join("stat"))
 }

@@ -242,17 +242,7 @@ impl Firehook {
     /// CPU time and bytes written so far, from /proc/<pid>/stat and /proc/<pid>/io.
     pub fn usage(&self) -> anyhow::Result<Usage> {
         let pid = self.child.id();
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // The command name may hold spaces; the fields after it start at stat(5)'s third.
-        let (_, fields) = stat.rsplit_once(')').context("no command name in stat")?;
-        let fields: Vec<&str> = fields.split_whitespace().collect();
-        let ticks = |field: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(field - 3).context("stat is short")?.parse()?)
-        };
-        // utime and stime, in clock ticks.
-        let cpu_ticks = ticks(14)? + ticks(15)?;
-        // SAFETY: sysconf only reads a constant of the system.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let (_, cpu) = read_stat(Path::new(&format!("/proc/{pid}/stat")))?;
         let io = fs::read_to_string(format!("/proc/{pid}/io"))?;
         let written = io
             .lines()
@@ -260,10 +250,7 @@ impl Firehook {
             .context("no write_bytes in io")?
             .trim()
             .parse()?;
-        Ok(Usage {
-            cpu: Duration::from_secs_f64(cpu_ticks as f64 / per_second),
-            written,
-        })
+        Ok(Usage { cpu, written })
     }
 
     /// SIGTERM, then SIGKILL if it has not exited in time; then drops its data.
@@ -289,4 +276,20 @@ impl Firehook {
         fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// The state letter (R, S, D, ...) and the CPU time so far (user and system) of a process
+/// or thread, from its `stat` file (proc(5)).
+pub fn read_stat(path: &Path) -> anyhow::Result<(char, Duration)> {
+    let stat = fs::read_to_string(path)?;
+    // The command name may hold spaces; the fields after it start at stat(5)'s third.
+    let (_, fields) = stat.rsplit_once(')').context("no command name in stat")?;
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).context("stat is short");
+    let state = field(3)?.chars().next().context("no state in stat")?;
+    // utime and stime, in clock ticks.
+    let ticks: u64 = field(14)?.parse::<u64>()? + field(15)?.parse::<u64>()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((state, Duration::from_secs_f64(ticks as f64 / per_second)))
 }
