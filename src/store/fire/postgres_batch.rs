@@ -108,10 +108,7 @@ async fn write(pool: &PgPool, batch: Vec<Job>) {
                     let _ = job.reply.send(Ok(written));
                 }
             }
-            Err(Failed::Unconfirmed(e)) => {
-                tracing::error!(error = %e, fires = together.len(), "a fire batch's commit was not confirmed");
-                unconfirmed(pool, together, &e);
-            }
+            Err(Failed::Unconfirmed(e)) => unconfirmed(pool, together, &e),
             Err(Failed::RolledBack(e)) => {
                 tracing::warn!(error = %e, fires = together.len(), "a fire batch failed; writing its fires one by one");
                 // They touch different rows, so they need not wait for each other; while
@@ -134,10 +131,7 @@ async fn write_alone(pool: &PgPool, job: Job) {
         Err(Failed::RolledBack(e)) => {
             let _ = job.reply.send(Err(FireError::from(e)));
         }
-        Err(Failed::Unconfirmed(e)) => {
-            tracing::error!(error = %e, "a fire's commit was not confirmed");
-            unconfirmed(pool, vec![job], &e);
-        }
+        Err(Failed::Unconfirmed(e)) => unconfirmed(pool, vec![job], &e),
     }
 }
 
@@ -145,6 +139,7 @@ async fn write_alone(pool: &PgPool, job: Job) {
 /// corrects the log rows of their deliveries, in the background: where the commit took,
 /// the row was written as if the delivery had been answered, and says 200.
 fn unconfirmed(pool: &PgPool, jobs: Vec<Job>, e: &sqlx::Error) {
+    tracing::error!(error = %e, fires = jobs.len(), "a commit of fires was not confirmed");
     let mut logged = vec![];
     for job in jobs {
         logged.extend(job.write.delivery.as_ref().map(|a| a.id.clone()));
